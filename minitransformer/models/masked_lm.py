@@ -1,0 +1,58 @@
+"""MaskedLM: an encoder-only Transformer trained BERT-style, by filling in masked tokens.
+
+    ids (some replaced by [MASK]) -> embedding -> N × (self-attention, FFN) -> MLM head -> logits
+
+Unlike GPT, every position sees the whole sequence (no causal mask), so the model can use the
+words on both sides of a gap. It cannot generate text left to right; it fills in blanks.
+
+Used in notebook 07 and by the bundled `shakespeare-mlm` model.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import TransformerConfig
+from ..layers import EncoderLayer
+from ..masks import padding_mask
+from .base import Embedding, ModelBase
+from .gpt import init_weights
+
+
+class MaskedLM(ModelBase):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.config = cfg
+        self.embed = Embedding(cfg)
+        self.blocks = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_layers))
+        self.norm_f = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias) if cfg.norm_first else None
+        # BERT's prediction head: a dense layer and a LayerNorm before projecting to the vocabulary
+        self.head_dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.head_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=True)
+        if cfg.tie_weights:
+            self.lm_head.weight = self.embed.tokens.weight
+        self.apply(init_weights)
+
+    def forward(self, input_ids, attention_mask=None, *, position_ids=None, return_attention=False):
+        """input_ids: (B, T) -> logits (B, T, V); with return_attention=True, (logits, attentions).
+
+        attention_mask: (B, T), 1 = real token, 0 = padding; padded keys are hidden from every query.
+        """
+        self._check_ids(input_ids)
+        B, T = input_ids.shape
+        mask = None
+        if attention_mask is not None:
+            self._check_mask(attention_mask, "attention_mask", B, T)
+            mask = padding_mask(attention_mask)  # (B, 1, 1, T)
+        x, rotary = self.embed(input_ids, self._positions(input_ids, 0, position_ids))
+        attentions = []
+        for block in self.blocks:
+            x, weights = block(x, mask, rotary=rotary, need_weights=return_attention)
+            attentions.append(weights)
+        if self.norm_f is not None:
+            x = self.norm_f(x)
+        x = self.head_norm(F.gelu(self.head_dense(x)))
+        logits = self.lm_head(x)  # (B, T, V)
+        return (logits, attentions) if return_attention else logits
