@@ -83,9 +83,13 @@ def _check_qkv(q, k, v, mask):
         if t.dim() < 2:
             raise ShapeError(f"{name} must have shape (..., seq_len, d_head), got {tuple(t.shape)}")
     if q.shape[-1] != k.shape[-1]:
-        raise ShapeError(f"q and k must share their last (d_head) axis, got {tuple(q.shape)} and {tuple(k.shape)}")
+        raise ShapeError(
+            f"q and k must share their last (d_head) axis, got {tuple(q.shape)} and {tuple(k.shape)}"
+        )
     if k.shape[-2] != v.shape[-2]:
-        raise ShapeError(f"k and v must have the same number of keys, got {tuple(k.shape)} and {tuple(v.shape)}")
+        raise ShapeError(
+            f"k and v must have the same number of keys, got {tuple(k.shape)} and {tuple(v.shape)}"
+        )
     if mask is None:
         return
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
@@ -165,7 +169,9 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
 
-    def forward(self, x, memory=None, mask=None, *, cache=None, rotary=None, need_weights=False, is_causal=False):
+    def forward(
+        self, x, memory=None, mask=None, *, cache=None, rotary=None, need_weights=False, is_causal=False
+    ):
         """x: (B, Tq, C); memory: (B, Tk, C) or None; mask: bool, broadcastable to (B, H, Tq, Tk).
 
         cache: a KVCache to extend (self-attention) or to fill once and reuse (cross-attention).

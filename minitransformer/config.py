@@ -36,7 +36,9 @@ class TransformerConfig:
     bias: bool = True  # biases in linear layers and layer norms
     layer_norm_eps: float = 1e-5
     rope_base: float = 10000.0
-    attn_impl: str = "fast"  # "fast": fused kernel when no weights are asked for; "reference": always explicit
+    attn_impl: str = (
+        "fast"  # "fast": fused kernel when no weights are asked for; "reference": always explicit
+    )
     extra: dict = field(default_factory=dict)  # free-form notes saved with checkpoints (e.g. training preset)
 
     def __post_init__(self):

@@ -68,19 +68,35 @@ def _config_from(state, hf_config, n_heads) -> TransformerConfig:
     n_layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"h\.(\d+)\.", k)))
     n_heads = n_heads or hf_config.get("n_head")
     if n_heads is None:
-        raise ConfigError("n_heads is not stored in GPT-2 weights: pass n_heads=... or keep config.json beside them")
+        raise ConfigError(
+            "n_heads is not stored in GPT-2 weights: pass n_heads=... or keep config.json beside them"
+        )
     for flag in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"):
         if hf_config.get(flag):
             raise ConfigError(f"GPT-2 option {flag}=True is not supported by minitransformer's GPT")
     if hf_config.get("scale_attn_weights") is False:
-        raise ConfigError("GPT-2 option scale_attn_weights=False is not supported (we always scale by 1/sqrt(d_head))")
+        raise ConfigError(
+            "GPT-2 option scale_attn_weights=False is not supported (we always scale by 1/sqrt(d_head))"
+        )
     activation = hf_config.get("activation_function", "gelu_new")
     if activation not in _ACTIVATION:
-        raise ConfigError(f"GPT-2 activation_function={activation!r} is not supported; known: {sorted(_ACTIVATION)}")
+        raise ConfigError(
+            f"GPT-2 activation_function={activation!r} is not supported; known: {sorted(_ACTIVATION)}"
+        )
     return TransformerConfig(
-        vocab_size=vocab_size, d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, max_len=max_len,
-        dropout=0.0, norm_first=True, pos_encoding="learned", tie_weights=True,
-        activation=_ACTIVATION[activation], bias=True, layer_norm_eps=hf_config.get("layer_norm_epsilon", 1e-5),
+        vocab_size=vocab_size,
+        d_model=d_model,
+        n_heads=n_heads,
+        n_layers=n_layers,
+        d_ff=d_ff,
+        max_len=max_len,
+        dropout=0.0,
+        norm_first=True,
+        pos_encoding="learned",
+        tie_weights=True,
+        activation=_ACTIVATION[activation],
+        bias=True,
+        layer_norm_eps=hf_config.get("layer_norm_epsilon", 1e-5),
     )
 
 
@@ -98,16 +114,21 @@ def _convert(state, cfg: TransformerConfig) -> dict:
         q, k, v = state[hf + "attn.c_attn.weight"].t().chunk(3, dim=0)  # each (C, C)
         qb, kb, vb = state[hf + "attn.c_attn.bias"].chunk(3)
         out |= {
-            ours + "self_attn.w_q.weight": q, ours + "self_attn.w_q.bias": qb,
-            ours + "self_attn.w_k.weight": k, ours + "self_attn.w_k.bias": kb,
-            ours + "self_attn.w_v.weight": v, ours + "self_attn.w_v.bias": vb,
+            ours + "self_attn.w_q.weight": q,
+            ours + "self_attn.w_q.bias": qb,
+            ours + "self_attn.w_k.weight": k,
+            ours + "self_attn.w_k.bias": kb,
+            ours + "self_attn.w_v.weight": v,
+            ours + "self_attn.w_v.bias": vb,
             ours + "self_attn.w_o.weight": state[hf + "attn.c_proj.weight"].t(),
             ours + "self_attn.w_o.bias": state[hf + "attn.c_proj.bias"],
             ours + "ffn.linear1.weight": state[hf + "mlp.c_fc.weight"].t(),
             ours + "ffn.linear1.bias": state[hf + "mlp.c_fc.bias"],
             ours + "ffn.linear2.weight": state[hf + "mlp.c_proj.weight"].t(),
             ours + "ffn.linear2.bias": state[hf + "mlp.c_proj.bias"],
-            ours + "norm1.weight": state[hf + "ln_1.weight"], ours + "norm1.bias": state[hf + "ln_1.bias"],
-            ours + "norm2.weight": state[hf + "ln_2.weight"], ours + "norm2.bias": state[hf + "ln_2.bias"],
+            ours + "norm1.weight": state[hf + "ln_1.weight"],
+            ours + "norm1.bias": state[hf + "ln_1.bias"],
+            ours + "norm2.weight": state[hf + "ln_2.weight"],
+            ours + "norm2.bias": state[hf + "ln_2.bias"],
         }
     return {k: v.detach().to(torch.float32).contiguous() for k, v in out.items()}

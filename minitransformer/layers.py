@@ -98,7 +98,15 @@ class DecoderLayer(nn.Module):
         self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(cfg.dropout) for _ in range(3))
 
     def forward(
-        self, x, memory, self_mask=None, memory_mask=None, *, cache=None, rotary=None, need_weights=False,
+        self,
+        x,
+        memory,
+        self_mask=None,
+        memory_mask=None,
+        *,
+        cache=None,
+        rotary=None,
+        need_weights=False,
         is_causal=True,
     ):
         """x: (B, T, C) target side; memory: (B, S, C) encoder output.
@@ -111,13 +119,19 @@ class DecoderLayer(nn.Module):
 
         def self_attend(h):
             out, w = self.self_attn(
-                h, mask=self_mask, cache=self_cache, rotary=rotary, need_weights=need_weights,
+                h,
+                mask=self_mask,
+                cache=self_cache,
+                rotary=rotary,
+                need_weights=need_weights,
                 is_causal=is_causal,
             )
             return self.dropout1(out), w
 
         def cross_attend(h):
-            out, w = self.cross_attn(h, memory, mask=memory_mask, cache=cross_cache, need_weights=need_weights)
+            out, w = self.cross_attn(
+                h, memory, mask=memory_mask, cache=cross_cache, need_weights=need_weights
+            )
             return self.dropout2(out), w
 
         if self.norm_first:

@@ -30,7 +30,9 @@ def causal_mask(t_q: int, t_k: int | None = None, device=None) -> torch.Tensor:
     """
     t_k = t_q if t_k is None else t_k
     if t_q > t_k:
-        raise ShapeError(f"causal_mask needs t_q <= t_k (queries are the newest keys), got t_q={t_q}, t_k={t_k}")
+        raise ShapeError(
+            f"causal_mask needs t_q <= t_k (queries are the newest keys), got t_q={t_q}, t_k={t_k}"
+        )
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
 
 

@@ -12,7 +12,11 @@ from minitransformer.attention import attention_fast, attention_reference
 
 
 def qkv(b=2, h=3, tq=5, tk=5, d=8, dtype=torch.float64):
-    return torch.randn(b, h, tq, d, dtype=dtype), torch.randn(b, h, tk, d, dtype=dtype), torch.randn(b, h, tk, d, dtype=dtype)
+    return (
+        torch.randn(b, h, tq, d, dtype=dtype),
+        torch.randn(b, h, tk, d, dtype=dtype),
+        torch.randn(b, h, tk, d, dtype=dtype),
+    )
 
 
 def padding(b, tk, lengths):
@@ -80,7 +84,9 @@ def test_query_that_sees_no_key_gets_zeros_on_both_paths():
 def test_gradcheck_float64():
     q, k, v = (t.requires_grad_() for t in qkv(b=1, h=2, tq=3, tk=4, d=3))
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
-    assert torch.autograd.gradcheck(lambda q, k, v: mt.scaled_dot_product_attention(q, k, v, mask)[0], (q, k, v))
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: mt.scaled_dot_product_attention(q, k, v, mask)[0], (q, k, v)
+    )
     assert torch.autograd.gradcheck(
         lambda q, k, v: mt.scaled_dot_product_attention(q, k, v, mask, need_weights=False)[0], (q, k, v)
     )
@@ -112,7 +118,9 @@ def test_mha_self_attention_matches_torch():
     x, keep = torch.randn(2, 6, 16), torch.ones(2, 6, dtype=torch.bool)
     keep[1, 4:] = False
     out, weights = ours(x, mask=keep[:, None, None, :], need_weights=True)
-    ref_out, ref_weights = ref(x, x, x, key_padding_mask=~keep, average_attn_weights=False)  # torch: True = ignore
+    ref_out, ref_weights = ref(
+        x, x, x, key_padding_mask=~keep, average_attn_weights=False
+    )  # torch: True = ignore
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(weights, ref_weights)
 

@@ -35,8 +35,13 @@ def randomise(module):
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_encoder_layer_matches_torch(norm_first, activation):
     ours = randomise(mt.EncoderLayer(cfg(norm_first, activation))).double().eval()
-    ref = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, activation=activation, batch_first=True,
-                                     norm_first=norm_first).double().eval()
+    ref = (
+        nn.TransformerEncoderLayer(
+            16, 4, 32, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+        )
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         copy_attention(ours.self_attn, ref.self_attn)
         copy_common(ours, ref, ["norm1", "norm2"])
@@ -54,7 +59,11 @@ def test_encoder_layer_matches_torch(norm_first, activation):
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_decoder_layer_matches_torch(norm_first):
     ours = randomise(mt.DecoderLayer(cfg(norm_first))).double().eval()
-    ref = nn.TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=norm_first).double().eval()
+    ref = (
+        nn.TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=norm_first)
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         copy_attention(ours.self_attn, ref.self_attn)
         copy_attention(ours.cross_attn, ref.multihead_attn)

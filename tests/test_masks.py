@@ -27,7 +27,11 @@ def test_combine_is_logical_and():
 
 @pytest.mark.parametrize(
     "bad,match",
-    [([[1, 0]], "must be a tensor"), (torch.ones(2, 2, 2), "shape \\(batch, seq_len\\)"), (torch.tensor([[2, 1]]), "only 0")],
+    [
+        ([[1, 0]], "must be a tensor"),
+        (torch.ones(2, 2, 2), "shape \\(batch, seq_len\\)"),
+        (torch.tensor([[2, 1]]), "only 0"),
+    ],
 )
 def test_padding_mask_rejects_bad_input(bad, match):
     with pytest.raises((TypeError, ValueError), match=match):

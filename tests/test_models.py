@@ -74,7 +74,10 @@ def test_gpt_kv_cache_with_left_padding():
     full = model(ids, mask, position_ids=pos)
     cache = model.new_cache()
     out = [model(ids[:, :5], mask[:, :5], position_ids=pos[:, :5], cache=cache)]
-    out += [model(ids[:, t : t + 1], mask[:, : t + 1], position_ids=pos[:, t : t + 1], cache=cache) for t in range(5, 8)]
+    out += [
+        model(ids[:, t : t + 1], mask[:, : t + 1], position_ids=pos[:, t : t + 1], cache=cache)
+        for t in range(5, 8)
+    ]
     got = torch.cat(out, dim=1)
     torch.testing.assert_close(got[mask.bool()], full[mask.bool()], atol=1e-5, rtol=1e-5)
 
@@ -152,6 +155,10 @@ def test_bad_attention_mask_is_named(mask, message):
 def test_seq2seq_errors_name_their_argument():
     model = mt.Seq2SeqTransformer(small())
     with pytest.raises(ValueError, match="src_mask has shape"):
-        model(torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long), src_mask=torch.ones(1, 4))
+        model(
+            torch.zeros(1, 5, dtype=torch.long),
+            torch.zeros(1, 2, dtype=torch.long),
+            src_mask=torch.ones(1, 4),
+        )
     with pytest.raises(ValueError, match="tgt_ids contains id 30"):
         model(torch.zeros(1, 5, dtype=torch.long), torch.tensor([[30]]))

@@ -46,4 +46,6 @@ def test_rope_dot_product_depends_only_on_distance():
         cos, sin = rope(torch.tensor([[pos]]))
         return mt.apply_rotary(v[None, None, None], cos, sin).flatten()
 
-    torch.testing.assert_close(rotated(q, 10) @ rotated(k, 4), rotated(q, 40) @ rotated(k, 34), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        rotated(q, 10) @ rotated(k, 4), rotated(q, 40) @ rotated(k, 34), atol=1e-4, rtol=1e-4
+    )

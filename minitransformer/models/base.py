@@ -97,7 +97,9 @@ class ModelBase(nn.Module):
     def _positions(self, ids, past_length, position_ids):
         if position_ids is not None:
             if position_ids.shape[-1] != ids.shape[1]:
-                raise ShapeError(f"position_ids {tuple(position_ids.shape)} must match ids {tuple(ids.shape)}")
+                raise ShapeError(
+                    f"position_ids {tuple(position_ids.shape)} must match ids {tuple(ids.shape)}"
+                )
             return position_ids.view(-1, ids.shape[1])
         return torch.arange(past_length, past_length + ids.shape[1], device=ids.device)[None]  # (1, T)
 

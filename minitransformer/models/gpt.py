@@ -26,13 +26,17 @@ class GPT(ModelBase):
         self.config = cfg
         self.embed = Embedding(cfg)
         self.blocks = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_layers))  # causal when run
-        self.norm_f = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias) if cfg.norm_first else None
+        self.norm_f = (
+            nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias) if cfg.norm_first else None
+        )
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
             self.lm_head.weight = self.embed.tokens.weight  # one matrix reads and writes tokens
         self.apply(init_weights)
 
-    def forward(self, input_ids, attention_mask=None, *, position_ids=None, cache=None, return_attention=False):
+    def forward(
+        self, input_ids, attention_mask=None, *, position_ids=None, cache=None, return_attention=False
+    ):
         """input_ids: (B, T) -> logits (B, T, V); with return_attention=True, (logits, attentions).
 
         attention_mask: (B, past + T), 1 = real token, 0 = padding (Hugging Face convention).
@@ -51,8 +55,12 @@ class GPT(ModelBase):
         attentions = []
         for i, block in enumerate(self.blocks):
             x, weights = block(
-                x, mask, cache=cache[i] if cache is not None else None, rotary=rotary,
-                need_weights=return_attention, is_causal=is_causal,
+                x,
+                mask,
+                cache=cache[i] if cache is not None else None,
+                rotary=rotary,
+                need_weights=return_attention,
+                is_causal=is_causal,
             )
             attentions.append(weights)
         if self.norm_f is not None:

@@ -26,7 +26,9 @@ class MaskedLM(ModelBase):
         self.config = cfg
         self.embed = Embedding(cfg)
         self.blocks = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_layers))
-        self.norm_f = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias) if cfg.norm_first else None
+        self.norm_f = (
+            nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias) if cfg.norm_first else None
+        )
         # BERT's prediction head: a dense layer and a LayerNorm before projecting to the vocabulary
         self.head_dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.head_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)

@@ -45,7 +45,9 @@ class Seq2SeqTransformer(ModelBase):
         one tensor per layer: (B, H, S, S), (B, H, T, T) and (B, H, T, S).
         """
         memory, enc_att = self._encode(src_ids, src_mask, return_attention)
-        logits, dec_att, cross_att = self._decode(tgt_ids, memory, src_mask, tgt_mask, None, None, return_attention)
+        logits, dec_att, cross_att = self._decode(
+            tgt_ids, memory, src_mask, tgt_mask, None, None, return_attention
+        )
         if return_attention:
             return logits, {"encoder": enc_att, "decoder": dec_att, "cross": cross_att}
         return logits
@@ -56,7 +58,15 @@ class Seq2SeqTransformer(ModelBase):
         return (memory, attentions) if return_attention else memory
 
     def decode(
-        self, tgt_ids, memory, src_mask=None, tgt_mask=None, *, cache=None, position_ids=None, return_attention=False
+        self,
+        tgt_ids,
+        memory,
+        src_mask=None,
+        tgt_mask=None,
+        *,
+        cache=None,
+        position_ids=None,
+        return_attention=False,
     ):
         """Target ids (B, T) and memory (B, S, C) -> logits (B, T, V) [, self and cross attention].
 
@@ -94,8 +104,14 @@ class Seq2SeqTransformer(ModelBase):
         self_atts, cross_atts = [], []
         for i, layer in enumerate(self.decoder):
             x, self_w, cross_w = layer(
-                x, memory, self_mask, memory_mask, cache=cache[i] if cache is not None else None,
-                rotary=rotary, need_weights=need_weights, is_causal=is_causal,
+                x,
+                memory,
+                self_mask,
+                memory_mask,
+                cache=cache[i] if cache is not None else None,
+                rotary=rotary,
+                need_weights=need_weights,
+                is_causal=is_causal,
             )
             self_atts.append(self_w)
             cross_atts.append(cross_w)

@@ -1,0 +1,129 @@
+"""Named training recipes: the exact settings that produced each bundled pretrained model.
+
+`python -m minitransformer train --preset shakespeare-char` runs one of these; options given
+on the command line (steps, sizes, precision...) override the preset's values. Each preset
+builds its tokenizer, model, task and TrainConfig, and says how the result is scored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import TransformerConfig
+from .data import ascii_tokenizer, date_splits, load_text, seq2seq_tokenizer, train_val_split
+from .models import GPT, MaskedLM, Seq2SeqTransformer
+from .tasks import CausalLMTask, MaskedLMTask, Seq2SeqTask
+from .training import TrainConfig
+
+
+@dataclass
+class Preset:
+    name: str
+    model_class: type
+    model: dict  # TransformerConfig fields (vocab_size comes from the tokenizer)
+    train: dict  # TrainConfig fields
+    batch_size: int
+    corpus: str = "shakespeare"
+    extra: dict = field(default_factory=dict)
+
+
+PRESETS = {
+    p.name: p
+    for p in [
+        Preset(
+            "shakespeare-char",
+            GPT,
+            # no dropout: on a CPU, drawing dropout masks costs more time than the matmuls it regularises
+            model=dict(d_model=256, n_heads=4, n_layers=6, max_len=256, dropout=0.0),
+            train=dict(steps=4000, lr=1.5e-3, warmup_steps=200, eval_interval=250, precision="bfloat16"),
+            batch_size=16,
+        ),
+        Preset(
+            "shakespeare-mlm",
+            MaskedLM,
+            model=dict(d_model=192, n_heads=3, n_layers=4, max_len=128, dropout=0.1),
+            train=dict(steps=3000, lr=1.5e-3, warmup_steps=200, eval_interval=500, precision="bfloat16"),
+            batch_size=32,
+        ),
+        Preset(
+            "dates-seq2seq",
+            Seq2SeqTransformer,
+            model=dict(d_model=128, n_heads=4, n_layers=2, max_len=48, dropout=0.0),
+            train=dict(steps=2500, lr=2e-3, warmup_steps=100, eval_interval=500, precision="float32"),
+            batch_size=64,
+            corpus="dates",
+            extra=dict(n_train=50_000, n_test=1000),
+        ),
+    ]
+}
+
+
+def build(name: str, model_overrides=None, train_overrides=None, batch_size=None, corpus=None):
+    """-> (model, tokenizer, task, TrainConfig) for preset `name`, with overrides applied.
+
+    corpus: train on another bundled corpus ("python" for the fine-tuning lesson).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets are {sorted(PRESETS)}")
+    p = PRESETS[name]
+    if corpus is not None:
+        p = dataclasses.replace(p, corpus=corpus)
+    batch_size = batch_size or p.batch_size
+    if p.corpus == "dates":
+        tokenizer = seq2seq_tokenizer()
+        train_pairs, test_pairs = date_splits(p.extra["n_train"], p.extra["n_test"], seed=0)
+        task = Seq2SeqTask(train_pairs, test_pairs, tokenizer, batch_size)
+    else:
+        specials = ("[PAD]", "[MASK]") if p.model_class is MaskedLM else ()
+        tokenizer = ascii_tokenizer(special_tokens=specials)
+        train_text, val_text = train_val_split(load_text(p.corpus))
+        train_ids = torch.tensor(tokenizer.encode(train_text))
+        val_ids = torch.tensor(tokenizer.encode(val_text))
+        context = (model_overrides or {}).get("max_len", p.model["max_len"])
+        if p.model_class is MaskedLM:
+            task = MaskedLMTask(train_ids, val_ids, context, batch_size, tokenizer)
+        else:
+            task = CausalLMTask(train_ids, val_ids, context, batch_size)
+    cfg = TransformerConfig(
+        vocab_size=tokenizer.vocab_size, **(p.model | (model_overrides or {})), extra={"preset": name}
+    )
+    train_cfg = TrainConfig(**(p.train | (train_overrides or {})))
+    return p.model_class(cfg), tokenizer, task, train_cfg
+
+
+def describe(name: str) -> str:
+    p = PRESETS[name]
+    return f"{name}: {p.model_class.__name__} {p.model}, batch {p.batch_size}, {p.train}"
+
+
+def replace_train(cfg: TrainConfig, **changes) -> TrainConfig:
+    return dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+
+
+def init_from(source, model, tokenizer, freeze_layers: int = 0):
+    """Fine-tuning: the pretrained model `source` (bundled name or checkpoint), its first
+    `freeze_layers` blocks and its embeddings frozen when freeze_layers > 0."""
+    from .pretrained import load_model
+
+    pretrained, pre_tokenizer = load_model(source)
+    if type(pretrained) is not type(model):
+        raise ValueError(
+            f"init_from={source!r} is a {type(pretrained).__name__}, this preset trains a {type(model).__name__}"
+        )
+    if pre_tokenizer is not None and pre_tokenizer.to_dict() != tokenizer.to_dict():
+        raise ValueError(
+            f"init_from={source!r} uses a different tokenizer from this preset's; fine-tune on the same vocabulary"
+        )
+    blocks = getattr(pretrained, "blocks", None)
+    if freeze_layers < 0 or (blocks is not None and freeze_layers > len(blocks)):
+        raise ValueError(f"freeze_layers must be in [0, {len(blocks or [])}], got {freeze_layers}")
+    if freeze_layers:
+        for p in pretrained.embed.parameters():
+            p.requires_grad_(False)
+        for block in blocks[:freeze_layers]:
+            for p in block.parameters():
+                p.requires_grad_(False)
+    return pretrained.train()

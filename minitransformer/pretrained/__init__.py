@@ -1,0 +1,45 @@
+"""Small pretrained models that ship inside the package, so a notebook can start from a good model at once.
+
+    model, tokenizer = mt.load_pretrained("shakespeare-char")
+
+Each model was trained with the package's own command line; `MODEL_CARDS.md` beside this file
+records the exact command, the time, the hardware and the final metrics, and
+tests/test_pretrained.py re-scores every model on held-out data.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from ..checkpoints import load_checkpoint
+
+PRETRAINED = {
+    "shakespeare-char": "GPT, character-level, trained on Tiny Shakespeare (causal LM)",
+    "shakespeare-mlm": "MaskedLM, character-level, trained on Tiny Shakespeare (masked LM)",
+    "dates-seq2seq": "Seq2SeqTransformer, turns dates like 'March 5, 2021' into '2021-03-05'",
+}
+
+
+def pretrained_path(name: str) -> Path:
+    if name not in PRETRAINED:
+        known = "\n".join(f"  {k}: {v}" for k, v in PRETRAINED.items())
+        raise ValueError(f"unknown pretrained model {name!r}; the bundled models are:\n{known}")
+    path = Path(str(resources.files(__name__) / f"{name}.safetensors"))
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the bundled file for {name!r} is missing from the installation ({path.name})"
+        )
+    return path
+
+
+def load_pretrained(name: str, device="cpu"):
+    """A bundled model by name -> (model in eval mode, tokenizer)."""
+    return load_checkpoint(pretrained_path(name), map_location=device)
+
+
+def load_model(name_or_path, device="cpu"):
+    """A bundled name, or the path of any checkpoint written by save_checkpoint -> (model, tokenizer)."""
+    if str(name_or_path) in PRETRAINED:
+        return load_pretrained(str(name_or_path), device)
+    return load_checkpoint(name_or_path, map_location=device)
