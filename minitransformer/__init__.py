@@ -14,7 +14,10 @@ from .attention import (
     attention_reference,
     scaled_dot_product_attention,
 )
+from .beam_search import beam_search
+from .checkpoints import load_checkpoint, save_checkpoint
 from .config import TransformerConfig
+from .data import load_text, train_val_split
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -23,9 +26,23 @@ from .errors import (
     TrainingDivergedError,
     UnknownTokenError,
 )
+from .generation import GenerationOutput, GenerationSettings, generate, next_token_distribution, stream
 from .layers import DecoderLayer, EncoderLayer, FeedForward
+from .logits import (
+    LogitsSettings,
+    apply_repetition_penalty,
+    apply_temperature,
+    logits_stages,
+    min_p_filter,
+    no_repeat_ngram_filter,
+    process_logits,
+    top_k_filter,
+    top_p_filter,
+    typical_filter,
+)
 from .masks import causal_mask, combine_masks, padding_mask
 from .models import GPT, Cache, MaskedLM, Seq2SeqTransformer
+from .objectives import clm_loss, mask_tokens, mlm_loss, seq2seq_loss
 from .positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
@@ -33,6 +50,9 @@ from .positional import (
     apply_rotary,
     sinusoidal_table,
 )
+from .pretrained import PRETRAINED, load_pretrained
 from .summary import count_parameters, summary
+from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
+from .training import TrainConfig, Trainer
 
 __version__ = "0.1.0"

@@ -113,5 +113,11 @@ class ModelBase(nn.Module):
     def _new_kv_caches(self, n: int) -> list[KVCache]:
         return [KVCache(self.config.max_len) for _ in range(n)]
 
+    def generate(self, *args, **kwargs):
+        """Generate tokens with Hugging Face's keywords; see minitransformer.generation.generate."""
+        from ..generation import generate  # generation.py imports the models
+
+        return generate(self, *args, **kwargs)
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return count_parameters(self, trainable_only)
