@@ -41,7 +41,7 @@ def gpt_from_hf_gpt2(source, n_heads: int | None = None) -> GPT:
     state = {re.sub(r"^transformer\.", "", k): v for k, v in state.items()}
     cfg = _config_from(state, hf_config, n_heads)
     model = GPT(cfg)
-    model.load_state_dict(_convert(state, cfg), strict=True)
+    model.load_state_dict(convert_gpt2_state_dict(state, cfg), strict=True)
     return model.eval()
 
 
@@ -100,7 +100,7 @@ def _config_from(state, hf_config, n_heads) -> TransformerConfig:
     )
 
 
-def _convert(state, cfg: TransformerConfig) -> dict:
+def convert_gpt2_state_dict(state, cfg: TransformerConfig) -> dict:
     """GPT-2 names and (in, out) Conv1D layouts -> our names and nn.Linear's (out, in)."""
     out = {
         "embed.tokens.weight": state["wte.weight"],

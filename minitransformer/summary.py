@@ -39,9 +39,10 @@ def summary(model: nn.Module, depth: int = 1) -> str:
     walk(model, "", 0)
     total = count_parameters(model)
     width = max([len(r[0]) for r in rows] + [6])
-    lines = [f"{type(model).__name__}", f"{'module':<{width}}  {'type':<20} {'params':>12}"]
-    lines += [f"{name:<{width}}  {kind:<20} {n:>12,}" for name, kind, n in rows]
-    lines.append(f"{'total':<{width}}  {'':<20} {total:>12,}")
+    kind_width = max([len(r[1]) for r in rows] + [4])
+    lines = [f"{type(model).__name__}", f"{'module':<{width}}  {'type':<{kind_width}} {'params':>12}"]
+    lines += [f"{name:<{width}}  {kind:<{kind_width}} {n:>12,}" for name, kind, n in rows]
+    lines.append(f"{'total':<{width}}  {'':<{kind_width}} {total:>12,}")
     config = getattr(model, "config", None)
     if config is not None:
         lines.append(

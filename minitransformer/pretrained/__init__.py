@@ -42,4 +42,8 @@ def load_model(name_or_path, device="cpu"):
     """A bundled name, or the path of any checkpoint written by save_checkpoint -> (model, tokenizer)."""
     if str(name_or_path) in PRETRAINED:
         return load_pretrained(str(name_or_path), device)
+    if not Path(name_or_path).exists():
+        raise FileNotFoundError(
+            f"{str(name_or_path)!r} is neither a bundled model ({', '.join(PRETRAINED)}) nor an existing checkpoint file"
+        )
     return load_checkpoint(name_or_path, map_location=device)

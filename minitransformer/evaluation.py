@@ -1,0 +1,70 @@
+"""Scoring a trained model on held-out data, the same way every time.
+
+- `clm_validation_loss`: mean next-token cross-entropy (nats per token) over consecutive,
+  non-overlapping windows of the validation text, the number published for char-level
+  Shakespeare models;
+- `masked_accuracy_on`: how often a MaskedLM recovers the characters hidden by `mask_tokens`;
+- `exact_match`: the share of seq2seq outputs equal to the target, character for character.
+
+Used by tests/test_pretrained.py to hold every bundled model to its recorded quality.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .data import clm_batch, pad_batch
+from .generation import generate
+from .objectives import clm_loss, mask_tokens, masked_accuracy
+
+
+@torch.inference_mode()
+def clm_validation_loss(model, ids, context=None, max_windows=None, batch_size=16) -> float:
+    """Mean CLM loss over non-overlapping windows of `ids` (1-D), each of `context` tokens."""
+    ids = torch.as_tensor(ids)
+    context = context or model.config.max_len
+    n = (len(ids) - 1) // context
+    if max_windows is not None:
+        n = min(n, max_windows)
+    starts = torch.arange(n) * context
+    total, count = 0.0, 0
+    for chunk in starts.split(batch_size):
+        x = torch.stack([ids[s : s + context] for s in chunk.tolist()])
+        y = torch.stack([ids[s + 1 : s + context + 1] for s in chunk.tolist()])
+        total += clm_loss(model(x).float(), y).item() * x.numel()
+        count += x.numel()
+    return total / count
+
+
+@torch.inference_mode()
+def masked_accuracy_on(model, tokenizer, ids, context=None, n_batches=10, batch_size=32, seed=0) -> float:
+    """Share of masked positions (15%, chosen with a fixed seed) predicted exactly."""
+    g = torch.Generator().manual_seed(seed)
+    context = context or model.config.max_len
+    correct = []
+    for _ in range(n_batches):
+        windows, _ = clm_batch(torch.as_tensor(ids), batch_size, context, generator=g)
+        masked, labels = mask_tokens(windows, tokenizer, generator=g)
+        correct.append(masked_accuracy(model(masked), labels))
+    return sum(correct) / len(correct)
+
+
+@torch.inference_mode()
+def exact_match(model, tokenizer, pairs, batch_size=200, max_new_tokens=16) -> float:
+    """Greedy-decode every source of `pairs` and count outputs equal to their target."""
+    hits = 0
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i : i + batch_size]
+        src, src_mask = pad_batch([tokenizer.encode(s) for s, _ in chunk], tokenizer.pad_token_id)
+        out = generate(
+            model,
+            src_ids=src,
+            src_mask=src_mask,
+            max_new_tokens=max_new_tokens,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        for row, (_, target) in zip(out, chunk, strict=True):
+            hits += tokenizer.decode(row.tolist(), skip_special_tokens=True) == target
+    return hits / len(pairs)

@@ -1,0 +1,123 @@
+"""`pipeline(...)`: Hugging Face's high-level interface, on this package's models.
+
+    generator = mt.pipeline("text-generation", model="shakespeare-char")
+    generator("ROMEO:", max_length=100, num_return_sequences=3, do_sample=True, top_k=50, top_p=0.95, num_beams=5)
+    # -> [{"generated_text": "ROMEO: ..."}, {...}, {...}]
+
+Code written for `transformers.pipeline` runs with only the import changed. Three tasks:
+- "text-generation" (GPT): generated text, the prompt included unless return_full_text=False;
+- "fill-mask" (MaskedLM): the best fillers for the [MASK] in a text, with probabilities;
+- "text2text-generation" (Seq2SeqTransformer): the output text for an input text.
+
+`model` is a bundled model name, a checkpoint path, or a model (then pass `tokenizer=`);
+a (model, tokenizer) pair also works.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .generation import generate
+from .models import GPT, MaskedLM, Seq2SeqTransformer
+from .pretrained import load_model
+
+TASKS = {"text-generation": GPT, "fill-mask": MaskedLM, "text2text-generation": Seq2SeqTransformer}
+
+
+def pipeline(task: str, model=None, tokenizer=None, device="cpu"):
+    """Build the pipeline for `task` (one of TASKS) around `model`."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; the tasks are {sorted(TASKS)}")
+    if model is None:
+        model = {"text-generation": "shakespeare-char", "fill-mask": "shakespeare-mlm"}.get(
+            task, "dates-seq2seq"
+        )
+    if isinstance(model, tuple) and len(model) == 2:
+        model, tokenizer = model
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        model, bundled_tokenizer = load_model(model, device)
+        tokenizer = tokenizer or bundled_tokenizer
+    if not isinstance(model, TASKS[task]):
+        raise TypeError(f"task {task!r} needs a {TASKS[task].__name__}, got {type(model).__name__}")
+    if tokenizer is None:
+        raise ValueError(
+            "tokenizer is required when model is a model object: pipeline(task, model=m, tokenizer=t)"
+        )
+    kinds = {"text-generation": TextGenerationPipeline, "fill-mask": FillMaskPipeline}
+    return kinds.get(task, Text2TextPipeline)(model.to(device).eval(), tokenizer)
+
+
+class _Pipeline:
+    def __init__(self, model, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+
+    def __call__(self, inputs, **kwargs):
+        if isinstance(inputs, str):
+            return self._one(inputs, **kwargs)
+        if isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs):
+            return [self._one(x, **kwargs) for x in inputs]
+        raise TypeError(f"inputs must be a string or a list of strings, got {type(inputs).__name__}")
+
+    def _ids(self, text: str) -> torch.Tensor:
+        return torch.tensor([self.tokenizer.encode(text)], device=next(self.model.parameters()).device)
+
+
+class TextGenerationPipeline(_Pipeline):
+    def _one(self, prompt, return_full_text=True, **kwargs):
+        if not prompt:
+            raise ValueError("prompt is empty; give at least one character to continue from")
+        ids = self._ids(prompt)
+        out = generate(self.model, ids, **kwargs)
+        start = 0 if return_full_text else ids.shape[1]
+        return [
+            {"generated_text": self.tokenizer.decode(row[start:].tolist(), skip_special_tokens=True)}
+            for row in out
+        ]
+
+
+class FillMaskPipeline(_Pipeline):
+    def _one(self, text, top_k=5):
+        mask_id = self.tokenizer.mask_token_id
+        if mask_id is None:
+            raise ValueError("this tokenizer has no [MASK] token")
+        ids = self._ids(text)
+        where = (ids[0] == mask_id).nonzero().flatten().tolist()
+        if not where:
+            raise ValueError(f"text must contain [MASK] (the token to fill in), got {text!r}")
+        with torch.inference_mode():
+            probs = self.model(ids)[0].float().softmax(-1)  # (T, V)
+        results = [self._fills(ids[0], position, probs[position], top_k) for position in where]
+        return results[0] if len(results) == 1 else results  # one list per [MASK], like Hugging Face
+
+    def _fills(self, ids, position, probs, top_k):
+        probs = probs.clone()
+        probs[list(self.tokenizer.special_token_ids)] = 0.0  # a special token is never a filler
+        scores, tokens = probs.topk(top_k)
+        fills = []
+        for score, token in zip(scores.tolist(), tokens.tolist(), strict=True):
+            filled = ids.clone()
+            filled[position] = token
+            fills.append(
+                {
+                    "score": score,
+                    "token": token,
+                    "token_str": self.tokenizer.decode([token]),
+                    "sequence": self.tokenizer.decode(filled.tolist(), skip_special_tokens=True),
+                }
+            )
+        return fills
+
+
+class Text2TextPipeline(_Pipeline):
+    def _one(self, text, **kwargs):
+        tok = self.tokenizer
+        kwargs.setdefault("max_new_tokens", self.model.config.max_len - 1)
+        out = generate(
+            self.model,
+            src_ids=self._ids(text),
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            **kwargs,
+        )
+        return [{"generated_text": tok.decode(row.tolist(), skip_special_tokens=True)} for row in out]
