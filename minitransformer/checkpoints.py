@@ -141,6 +141,9 @@ def _atomic_write(path: Path, tensors: dict, meta: dict):
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # temporary files are owner-only; give the file the usual permissions
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
         os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one

@@ -65,8 +65,27 @@ def main(argv=None) -> int:
     gen.add_argument("--num-beams", type=int, default=1)
     gen.add_argument("--seed", type=int, default=0)
 
+    export = sub.add_parser(
+        "export", help="copy a checkpoint's weights, tokenizer and metrics without training state"
+    )
+    export.add_argument("source")
+    export.add_argument("target")
+    export.add_argument("--half", action="store_true", help="store weights in float16")
+
     args = parser.parse_args(argv)
-    return _train(args) if args.command == "train" else _generate(args)
+    return {"train": _train, "generate": _generate, "export": _export}[args.command](args)
+
+
+def _export(args) -> int:
+    from .checkpoints import load_checkpoint, save_checkpoint
+
+    model, tokenizer, state = load_checkpoint(args.source, return_state=True)
+    metrics = state["metrics"] | {"step": state["training"].get("step")}
+    save_checkpoint(
+        args.target, model, tokenizer, metrics=metrics, dtype=torch.float16 if args.half else None
+    )
+    print(json.dumps({"target": args.target, **metrics}))
+    return 0
 
 
 def _train(args) -> int:
