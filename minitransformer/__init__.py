@@ -43,6 +43,7 @@ from .logits import (
 from .masks import causal_mask, combine_masks, padding_mask
 from .models import GPT, Cache, MaskedLM, Seq2SeqTransformer
 from .objectives import clm_loss, mask_tokens, mlm_loss, seq2seq_loss
+from .pipelines import pipeline
 from .positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
