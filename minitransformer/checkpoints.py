@@ -11,7 +11,7 @@ checkpoint passed around a class must not be able to do that. safetensors files 
 tensors and strings. Why one file? It can be written to a temporary name and renamed into
 place in one atomic step, so a save interrupted halfway never damages the previous checkpoint.
 
-Used by the trainer, the command line and `load_pretrained`; notebook 05 shows a save and load.
+Used by the trainer, the command line and `load_pretrained`; notebook 06 shows a save and load.
 """
 
 from __future__ import annotations

@@ -179,8 +179,9 @@ class LogitsSettings:
     """The sampling knobs, with the defaults Hugging Face's `generate` uses.
 
     A setting at its identity value is skipped: temperature 1.0, top_k 0 or None, top_p 1.0,
-    min_p None, typical_p 1.0, repetition_penalty 1.0, no_repeat_ngram_size 0. (Careful when
-    translating: `generate` reads top_k=None as "not set" and uses 50; pass top_k=0 there.)
+    min_p None, typical_p 1.0, repetition_penalty 1.0, no_repeat_ngram_size 0. (Careful: only
+    *leaving out* top_k gives 50 when sampling; an explicit top_k=None or top_k=0 turns top-k off,
+    in `minitransformer.generate` as in Hugging Face's.)
     Make variants with `dataclasses.replace(settings, top_p=0.9)`.
     """
 

@@ -1,6 +1,6 @@
 """Tokenizers: how text becomes the integer ids a Transformer reads, and how ids become text again.
 
-Used by the tokenization notebook, and by the data and generation code. Two tokenizers share one interface:
+Used by notebook 05 (tokenizers), and by the data and generation code. Two tokenizers share one interface:
 
 * `CharTokenizer`: one id per character. The vocabulary is the characters of a training text, so it is
   tiny (65 for Tiny Shakespeare) and every id is easy to read, but sequences are as long as the text.
