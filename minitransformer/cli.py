@@ -4,6 +4,10 @@ python -m minitransformer train --preset shakespeare-char --out runs/shakespeare
 python -m minitransformer train --preset shakespeare-char --steps 200 --d-model 64   # a quick try
 python -m minitransformer train --resume runs/shakespeare-char.safetensors --preset shakespeare-char
 python -m minitransformer generate --model shakespeare-char --prompt "ROMEO:" --max-new-tokens 200
+
+torchrun --nproc_per_node=4 -m minitransformer train --preset shakespeare-char   # 4 processes (GPUs)
+    --batch-size is per process: the global batch is batch size x processes x grad accumulation.
+    See docs/multi_node.md.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import time
 
 import torch
 
-from . import presets
-from .training import Trainer
+from . import distributed, presets
+from .training import TrainConfig, Trainer
 
 
 def main(argv=None) -> int:
@@ -46,7 +50,8 @@ def main(argv=None) -> int:
         ("dropout", float),
     ]:
         train.add_argument(f"--{name}", type=kind)
-    train.add_argument("--precision", choices=["float32", "bfloat16"])
+    train.add_argument("--precision", choices=["float32", "bfloat16", "float16"], help="float16 needs CUDA")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     train.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
     train.add_argument("--corpus", choices=["shakespeare", "python"], help="train on another bundled corpus")
     train.add_argument(
@@ -100,8 +105,12 @@ def _train(args) -> int:
         ).items()
         if v is not None
     }
+    # the same command line builds the same initial weights (in every process, under torchrun)
+    torch.manual_seed(TrainConfig.seed if args.seed is None else args.seed)
+    # --batch-size is per process; the task draws the global batch and the trainer splits it
+    per_process = args.batch_size or presets.PRESETS[args.preset].batch_size
     model, tokenizer, task, cfg = presets.build(
-        args.preset, model_over, None, args.batch_size, corpus=args.corpus
+        args.preset, model_over, None, per_process * distributed.world_size(), corpus=args.corpus
     )
     cfg = presets.replace_train(
         cfg,
@@ -113,6 +122,7 @@ def _train(args) -> int:
         grad_accum=args.grad_accum,
         seed=args.seed,
         precision=args.precision,
+        compile=args.compile or None,
         device=args.device,
         checkpoint_path=args.out,
         best_path=args.best_out,
@@ -124,16 +134,21 @@ def _train(args) -> int:
         if args.init_from:
             model = presets.init_from(args.init_from, model, tokenizer, args.freeze_layers)
         trainer = Trainer(model, task, cfg, tokenizer)
-    print(
-        f"training {type(model).__name__} with {model.num_parameters():,} parameters; {presets.describe(args.preset)}",
+    log(
+        f"training {type(model).__name__} with {model.num_parameters():,} parameters; "
+        f"{presets.describe(args.preset)}; {distributed.world_size()} process(es), "
+        f"global batch {per_process * distributed.world_size() * cfg.grad_accum}",
         file=sys.stderr,
     )
     start = time.perf_counter()
     history = trainer.fit()
     if args.out and args.half:
         trainer.save(args.out, dtype=torch.float16)
+    # under torchrun: wait for rank 0's last checkpoint, then leave the group. (After an error we
+    # just exit: torchrun then stops the other processes.)
+    distributed.cleanup()
     final = {k: round(v, 4) for k, v in history[-1].items() if k.startswith("val_")}
-    print(
+    log(
         json.dumps(
             {
                 "preset": args.preset,
@@ -145,6 +160,12 @@ def _train(args) -> int:
         )
     )
     return 0
+
+
+def log(*args, **kwargs):
+    """print, from one process only (rank 0) when torchrun started several."""
+    if distributed.is_main():
+        print(*args, **kwargs)
 
 
 def _generate(args) -> int:

@@ -41,6 +41,13 @@ PRESETS = {
             train=dict(steps=4000, lr=1.5e-3, warmup_steps=200, eval_interval=250, precision="bfloat16"),
             batch_size=16,
         ),
+        Preset(  # "now try it bigger": nanoGPT's Shakespeare GPU size, ~10.8M parameters; see docs/multi_node.md
+            "shakespeare-char-large",
+            GPT,
+            model=dict(d_model=384, n_heads=6, n_layers=6, max_len=256, dropout=0.2),
+            train=dict(steps=5000, lr=1e-3, min_lr=1e-4, warmup_steps=100, eval_interval=250, precision="bfloat16"),
+            batch_size=64,
+        ),
         Preset(
             "shakespeare-mlm",
             MaskedLM,

@@ -10,6 +10,11 @@ validation loss is estimated on fixed batches and, if a path is set, a checkpoin
 (atomically, see checkpoints.py) with everything needed to resume bit-for-bit on the CPU.
 
 Notebooks read `trainer.history` (a list of dicts) to plot the loss as it falls.
+
+The same loop scales out: under `torchrun --nproc_per_node=N` each process trains on its own
+slice of every batch and DistributedDataParallel averages the gradients (distributed.py; the
+helpers do nothing in a single process). Optional speed-ups: `compile=True` (torch.compile) and
+mixed precision, bfloat16 anywhere it is supported or float16 on CUDA with a gradient scaler.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoints import load_checkpoint, save_checkpoint
 from .errors import ConfigError, TrainingDivergedError
 from .positional import LearnedPositionalEmbedding
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -45,7 +51,8 @@ class TrainConfig:
     eval_batches: int = 20
     seed: int = 1337
     device: str = "auto"  # "auto" picks cuda, then mps, then cpu
-    precision: str = "float32"  # or "bfloat16" (autocast; much faster on CPUs with bf16 matmul)
+    precision: str = "float32"  # "bfloat16" (autocast; fast on CPUs with bf16 matmul); "float16" on CUDA
+    compile: bool = False  # torch.compile the model for training: slow to start, faster steps
     checkpoint_path: str | None = None  # the latest state, written at every evaluation (for resuming)
     best_path: str | None = None  # also keep the weights with the lowest validation loss here
     progress: bool = True
@@ -112,24 +119,35 @@ class Trainer:
 
     def __init__(self, model, task, cfg: TrainConfig | None = None, tokenizer=None, callback=None):
         self.cfg = cfg or TrainConfig()
-        self.device = pick_device(self.cfg.device)
+        # under torchrun: join the other processes; on CUDA each one takes its own GPU
+        self.device = distributed.setup(pick_device(self.cfg.device))
+        if self.cfg.precision == "float16" and self.device.type != "cuda":
+            raise ConfigError(
+                f"float16 needs a CUDA GPU; use bfloat16 on CPU (training on {self.device.type} here)"
+            )
         self.model, self.task, self.tokenizer, self.callback = (
-            model.to(self.device),
+            model.to(self.device),  # the plain model: evaluation and checkpoints use it
             task,
             tokenizer,
             callback,
         )
+        self.train_model = distributed.wrap(self.model, self.device)  # DDP under torchrun, else the model
+        if self.cfg.compile:
+            self.train_model = torch.compile(self.train_model)
         self.optimizer = torch.optim.AdamW(
             param_groups(model, self.cfg.weight_decay),
             lr=self.cfg.lr,
             betas=(self.cfg.beta1, self.cfg.beta2),
             foreach=True,
         )
+        # float16's narrow range would round small gradients to zero: scale the loss up, the grads back
+        # down (a no-op unless precision="float16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.precision == "float16")
         self.generator = torch.Generator().manual_seed(self.cfg.seed)  # draws the training batches
         self.step = 0
         self.history: list[dict] = []  # one entry per step: step, lr, train_loss [, val_loss, metrics]
         self.best_val_loss = math.inf
-        torch.manual_seed(self.cfg.seed)  # dropout
+        torch.manual_seed(self.cfg.seed + distributed.rank())  # dropout: its own masks on each process
 
     @classmethod
     def resume(cls, path, task, cfg: TrainConfig | None = None, callback=None) -> Trainer:
@@ -145,6 +163,10 @@ class Trainer:
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.generator.set_state(training["batch_rng"])
         torch.set_rng_state(training["torch_rng"])
+        if distributed.rank() > 0:  # the checkpoint holds rank 0's dropout RNG; give the others new streams
+            torch.manual_seed(cfg.seed + distributed.rank() + training["step"] * distributed.world_size())
+        if training.get("grad_scaler"):
+            trainer.scaler.load_state_dict(training["grad_scaler"])
         trainer.step, trainer.history = training["step"], training.get("history", [])
         return trainer
 
@@ -153,7 +175,8 @@ class Trainer:
         cfg, model = self.cfg, self.model
         stop = cfg.steps if until is None else min(until, cfg.steps)
         model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc="training")
+        show = cfg.progress and distributed.is_main()  # one progress bar, not one per process
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not show, desc="training")
         start = time.perf_counter()
         while self.step < stop:
             lr = lr_at(self.step, cfg)
@@ -183,22 +206,28 @@ class Trainer:
                 self.save(self.cfg.best_path)
 
     def _train_step(self) -> float:
-        total = 0.0
-        for _ in range(self.cfg.grad_accum):
-            batch = self._to_device(self.task.batch("train", self.generator))
-            with self._autocast():
-                loss, _ = self.task.loss(self.model, batch)
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"the loss became {loss.item()} at step {self.step + 1} (lr={lr_at(self.step, self.cfg):.2e}); "
-                    f"try a smaller lr (now {self.cfg.lr}) or more warmup_steps. The last checkpoint "
-                    f"({self.cfg.checkpoint_path or 'none set'}) is unchanged."
-                )
-            (loss / self.cfg.grad_accum).backward()
-            total += loss.item() / self.cfg.grad_accum
+        total, accum = 0.0, self.cfg.grad_accum
+        for micro in range(accum):
+            # every process draws the same global batch and keeps its own rows of it
+            batch = self._to_device(distributed.shard(self.task.batch("train", self.generator)))
+            # under DDP, all-reduce the gradients once, after the last micro-batch
+            with distributed.sync_gradients(self.train_model, sync=micro == accum - 1):
+                with self._autocast():
+                    loss, _ = self.task.loss(self.train_model, batch)
+                mean_loss = distributed.average(loss.item())  # over processes: all stop together
+                if not math.isfinite(mean_loss):
+                    raise TrainingDivergedError(
+                        f"the loss became {mean_loss} at step {self.step + 1} (lr={lr_at(self.step, self.cfg):.2e}); "
+                        f"try a smaller lr (now {self.cfg.lr}) or more warmup_steps. The last checkpoint "
+                        f"({self.cfg.checkpoint_path or 'none set'}) is unchanged."
+                    )
+                self.scaler.scale(loss / accum).backward()
+            total += mean_loss / accum
         if self.cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skips the step if float16 overflowed to inf
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return total
 
@@ -220,12 +249,15 @@ class Trainer:
         }
 
     def save(self, path, dtype=None):
+        if not distributed.is_main():  # every process holds the same weights; rank 0 writes them
+            return
         training = {
             "step": self.step,
             "history": self.history,
             "train_config": asdict(self.cfg),
             "batch_rng": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "grad_scaler": self.scaler.state_dict(),  # {} unless float16
         }
         last = self.history[-1] if self.history else {}
         metrics = {k: v for k, v in last.items() if k.startswith("val_")}
@@ -242,7 +274,7 @@ class Trainer:
     def _autocast(self):
         if self.cfg.precision == "float32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=getattr(torch, self.cfg.precision))
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) for k, v in batch.items()}
