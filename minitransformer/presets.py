@@ -45,7 +45,9 @@ PRESETS = {
             "shakespeare-char-large",
             GPT,
             model=dict(d_model=384, n_heads=6, n_layers=6, max_len=256, dropout=0.2),
-            train=dict(steps=5000, lr=1e-3, min_lr=1e-4, warmup_steps=100, eval_interval=250, precision="bfloat16"),
+            train=dict(
+                steps=5000, lr=1e-3, min_lr=1e-4, warmup_steps=100, eval_interval=250, precision="bfloat16"
+            ),
             batch_size=64,
         ),
         Preset(
@@ -111,8 +113,11 @@ def replace_train(cfg: TrainConfig, **changes) -> TrainConfig:
 
 
 def init_from(source, model, tokenizer, freeze_layers: int = 0):
-    """Fine-tuning: the pretrained model `source` (bundled name or checkpoint), its first
-    `freeze_layers` blocks and its embeddings frozen when freeze_layers > 0."""
+    """Fine-tuning: copy the weights of `source` (bundled name or checkpoint) into `model`.
+
+    `model` must have the same architecture (its dropout may differ); with freeze_layers > 0 the
+    embeddings and the first `freeze_layers` blocks stay fixed. Returns `model`, in training mode.
+    """
     from .pretrained import load_model
 
     pretrained, pre_tokenizer = load_model(source)
@@ -124,13 +129,19 @@ def init_from(source, model, tokenizer, freeze_layers: int = 0):
         raise ValueError(
             f"init_from={source!r} uses a different tokenizer from this preset's; fine-tune on the same vocabulary"
         )
-    blocks = getattr(pretrained, "blocks", None)
+    ours, theirs = model.config.to_dict(), pretrained.config.to_dict()
+    differ = sorted(k for k in ours if k not in ("dropout", "extra") and ours[k] != theirs[k])
+    if differ:
+        raise ValueError(
+            f"init_from={source!r} has another architecture: {', '.join(f'{k}={theirs[k]}' for k in differ)} "
+            f"(this model has {', '.join(f'{k}={ours[k]}' for k in differ)}); pass the same sizes"
+        )
+    model.load_state_dict(pretrained.state_dict())
+    blocks = getattr(model, "blocks", None)
     if freeze_layers < 0 or (blocks is not None and freeze_layers > len(blocks)):
         raise ValueError(f"freeze_layers must be in [0, {len(blocks or [])}], got {freeze_layers}")
     if freeze_layers:
-        for p in pretrained.embed.parameters():
-            p.requires_grad_(False)
+        model.embed.requires_grad_(False)
         for block in blocks[:freeze_layers]:
-            for p in block.parameters():
-                p.requires_grad_(False)
-    return pretrained.train()
+            block.requires_grad_(False)
+    return model.train()
