@@ -472,8 +472,17 @@ class _Run:
             first = ids.gather(1, self.first_real[:, None])  # (B, 1)
             padding = torch.arange(ids.shape[1], device=ids.device) < self.first_real[:, None]  # (B, L)
             scores = apply_repetition_penalty(scores, torch.where(padding, first, ids), self.penalty)
-        return process_logits(scores, ids, self.logits_settings, self.settings.do_sample,
-                              min_tokens_to_keep=self.min_tokens_to_keep)
+        scores = process_logits(scores, ids, self.logits_settings, self.settings.do_sample,
+                                min_tokens_to_keep=self.min_tokens_to_keep)
+        best = scores.max(dim=-1).values  # +inf or NaN anywhere, or no token left, shows up here
+        if not torch.isfinite(best).all():
+            s = self.settings
+            raise ValueError(
+                f"the next-token scores overflowed to inf/NaN after the logits processors (temperature="
+                f"{s.temperature}, repetition_penalty={s.repetition_penalty}); such extreme settings "
+                "exceed float32's range: use values closer to 1"
+            )
+        return scores
 
 
 class _StopStrings:

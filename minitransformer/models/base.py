@@ -79,6 +79,8 @@ class ModelBase(nn.Module):
         if ids.dim() != 2:
             hint = f"; for a single sequence use {name}[None]" if ids.dim() == 1 else ""
             raise ShapeError(f"{name} must have shape (batch, seq_len), got {tuple(ids.shape)}{hint}")
+        if ids.shape[0] == 0:
+            raise ShapeError(f"{name} has batch size 0; give at least one sequence")
         if ids.shape[1] == 0:
             raise ShapeError(f"{name} is empty (seq_len 0); give at least one token")
         vocab = self.config.vocab_size
