@@ -121,3 +121,21 @@ def test_device_auto_is_cpu_here():
     assert pick_device("cpu").type == "cpu"
     with pytest.raises(mt.ConfigError, match="device must be"):
         pick_device("gpu0")
+
+
+def test_same_seed_gives_the_same_losses_and_text(task):
+    def run():
+        torch.manual_seed(0)  # the model's initial weights
+        trainer = Trainer(tiny(), task, cfg(steps=12, eval_interval=6))
+        history = trainer.fit()
+        prompt = torch.tensor([TOK.encode("ROMEO:")])
+        text = mt.generate(
+            trainer.model,
+            prompt,
+            do_sample=True,
+            max_new_tokens=8,
+            generator=torch.Generator().manual_seed(1),
+        )
+        return [h["train_loss"] for h in history], text.tolist()
+
+    assert run() == run()
