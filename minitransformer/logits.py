@@ -40,6 +40,10 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """
     _check_logits(logits)
     _check_positive("temperature", temperature, hint="for greedy decoding use do_sample=False, not 0")
+    return _temperature(logits, temperature)
+
+
+def _temperature(logits, temperature):
     return logits / temperature
 
 
@@ -53,6 +57,10 @@ def top_k_filter(logits: torch.Tensor, k: int, min_tokens_to_keep: int = 1) -> t
     _check_logits(logits)
     _check_count("k", k, minimum=0, hint="0 disables top-k")
     _check_count("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
+    return _top_k(logits, k, min_tokens_to_keep)
+
+
+def _top_k(logits, k, min_tokens_to_keep):
     if k == 0:
         return logits.clone()
     k = min(max(k, min_tokens_to_keep), logits.shape[-1])
@@ -71,6 +79,10 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     _check_logits(logits)
     _check_fraction("p", p)
     _check_count("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
+    return _top_p(logits, p, min_tokens_to_keep)
+
+
+def _top_p(logits, p, min_tokens_to_keep):
     if p == 1:
         return logits.clone()
     # Sort ascending, least likely first: the cumulative sum of token i is the mass of i and of every
@@ -96,6 +108,10 @@ def min_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     _check_logits(logits)
     _check_fraction("p", p)
     _check_count("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
+    return _min_p(logits, p, min_tokens_to_keep)
+
+
+def _min_p(logits, p, min_tokens_to_keep):
     probs = logits.softmax(dim=-1)  # (B, V)
     remove = probs < p * probs.amax(dim=-1, keepdim=True)
     keep = probs.topk(min(min_tokens_to_keep, probs.shape[-1]), dim=-1).indices  # (B, min_tokens_to_keep)
@@ -113,6 +129,10 @@ def typical_filter(logits: torch.Tensor, mass: float, min_tokens_to_keep: int = 
     _check_logits(logits)
     _check_fraction("mass", mass)
     _check_count("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
+    return _typical(logits, mass, min_tokens_to_keep)
+
+
+def _typical(logits, mass, min_tokens_to_keep):
     if mass == 1:
         return logits.clone()
     log_probs = logits.log_softmax(dim=-1)  # (B, V)
@@ -143,6 +163,10 @@ def apply_repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, pena
     _check_logits(logits)
     _check_input_ids(input_ids, logits)
     _check_positive("penalty", penalty, hint="1.0 means no penalty")
+    return _repetition_penalty(logits, input_ids, penalty)
+
+
+def _repetition_penalty(logits, input_ids, penalty):
     seen = logits.gather(-1, input_ids)  # (B, T) the logits of the tokens already in the context
     penalised = torch.where(seen < 0, seen * penalty, seen / penalty)
     return logits.scatter(-1, input_ids, penalised)  # repeated ids write the same value twice
@@ -159,6 +183,10 @@ def no_repeat_ngram_filter(logits: torch.Tensor, input_ids: torch.Tensor, n: int
     _check_logits(logits)
     _check_input_ids(input_ids, logits)
     _check_count("n", n, minimum=0, hint="0 disables the filter")
+    return _no_repeat_ngram(logits, input_ids, n)
+
+
+def _no_repeat_ngram(logits, input_ids, n):
     t = input_ids.shape[1]
     if n == 0 or t < n:  # no complete n-gram in the context yet
         return logits.clone()
@@ -223,7 +251,7 @@ def logits_stages(
     Skipped stages (settings at their identity value) do not appear.
     """
     stages = [("raw", _check_logits(logits).clone())]
-    for name, stage in _plan(input_ids, settings, do_sample, min_tokens_to_keep):
+    for name, stage in _plan(logits, input_ids, settings, do_sample, min_tokens_to_keep):
         stages.append((name, stage(stages[-1][1])))
     return stages
 
@@ -247,12 +275,12 @@ def process_logits(
     filter (beam-search sampling raises it so that enough candidates survive).
     """
     result = _check_logits(logits)
-    for _, stage in _plan(input_ids, settings, do_sample, min_tokens_to_keep):
+    for _, stage in _plan(logits, input_ids, settings, do_sample, min_tokens_to_keep):
         result = stage(result)  # each stage returns a new tensor
     return logits.clone() if result is logits else result  # new logits even when no stage is active
 
 
-def _plan(input_ids, settings, do_sample, min_tokens_to_keep):
+def _plan(logits, input_ids, settings, do_sample, min_tokens_to_keep):
     """The active stages as (name, function of logits), in Hugging Face's order."""
     if not isinstance(settings, LogitsSettings):
         raise TypeError(f"settings must be a LogitsSettings, got {describe(settings)}")
@@ -260,31 +288,31 @@ def _plan(input_ids, settings, do_sample, min_tokens_to_keep):
     _check_count("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
     s, keep = settings, min_tokens_to_keep
     plan = []
-    if input_ids is None and (s.repetition_penalty != 1.0 or s.no_repeat_ngram_size > 0):
-        raise ConfigError(
-            f"input_ids is None, but repetition_penalty={s.repetition_penalty} and no_repeat_ngram_size="
-            f"{s.no_repeat_ngram_size} need the (B, T) tokens so far (or set them to 1.0 and 0)"
-        )
+    if s.repetition_penalty != 1.0 or s.no_repeat_ngram_size > 0:
+        if input_ids is None:
+            raise ConfigError(
+                f"input_ids is None, but repetition_penalty={s.repetition_penalty} and no_repeat_ngram_size="
+                f"{s.no_repeat_ngram_size} need the (B, T) tokens so far (or set them to 1.0 and 0)"
+            )
+        _check_input_ids(input_ids, logits)
+    # Inputs and settings are checked once, here: the stages call the unchecked cores, so a
+    # generation step does not scan the logits again at every stage.
     if s.repetition_penalty != 1.0:
-        plan.append(
-            ("repetition penalty", lambda x: apply_repetition_penalty(x, input_ids, s.repetition_penalty))
-        )
+        plan.append(("repetition penalty", lambda x: _repetition_penalty(x, input_ids, s.repetition_penalty)))
     if s.no_repeat_ngram_size > 0:
-        plan.append(
-            ("no-repeat n-gram", lambda x: no_repeat_ngram_filter(x, input_ids, s.no_repeat_ngram_size))
-        )
+        plan.append(("no-repeat n-gram", lambda x: _no_repeat_ngram(x, input_ids, s.no_repeat_ngram_size)))
     if not do_sample:  # greedy decoding takes the argmax, which the warpers below cannot change
         return plan
     if s.temperature != 1.0:
-        plan.append(("temperature", lambda x: apply_temperature(x, s.temperature)))
+        plan.append(("temperature", lambda x: _temperature(x, s.temperature)))
     if s.top_k:  # None and 0 both mean off
-        plan.append(("top-k", lambda x: top_k_filter(x, s.top_k, keep)))
+        plan.append(("top-k", lambda x: _top_k(x, s.top_k, keep)))
     if s.top_p < 1.0:
-        plan.append(("top-p", lambda x: top_p_filter(x, s.top_p, keep)))
+        plan.append(("top-p", lambda x: _top_p(x, s.top_p, keep)))
     if s.min_p is not None:
-        plan.append(("min-p", lambda x: min_p_filter(x, s.min_p, keep)))
+        plan.append(("min-p", lambda x: _min_p(x, s.min_p, keep)))
     if s.typical_p < 1.0:
-        plan.append(("typical", lambda x: typical_filter(x, s.typical_p, keep)))
+        plan.append(("typical", lambda x: _typical(x, s.typical_p, keep)))
     return plan
 
 
