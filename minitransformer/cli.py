@@ -135,8 +135,8 @@ def _train(args) -> int:
             model = presets.init_from(args.init_from, model, tokenizer, args.freeze_layers)
         trainer = Trainer(model, task, cfg, tokenizer)
     log(
-        f"training {type(model).__name__} with {model.num_parameters():,} parameters; "
-        f"{presets.describe(args.preset)}; {distributed.world_size()} process(es), "
+        f"training {args.preset}: {type(trainer.model).__name__} with {trainer.model.num_parameters():,} "
+        f"parameters, {_settings(trainer.model.config, trainer.cfg)}; {distributed.world_size()} process(es), "
         f"global batch {per_process * distributed.world_size() * cfg.grad_accum}",
         file=sys.stderr,
     )
@@ -166,6 +166,13 @@ def log(*args, **kwargs):
     """print, from one process only (rank 0) when torchrun started several."""
     if distributed.is_main():
         print(*args, **kwargs)
+
+
+def _settings(config, cfg) -> str:
+    """The settings this run really uses (the preset's, with the command line's overrides)."""
+    model = {k: getattr(config, k) for k in ("d_model", "n_heads", "n_layers", "max_len", "dropout")}
+    train = {k: getattr(cfg, k) for k in ("steps", "lr", "warmup_steps", "precision")}
+    return ", ".join(f"{k}={v}" for k, v in (model | train).items())
 
 
 def _generate(args) -> int:

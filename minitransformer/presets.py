@@ -104,6 +104,7 @@ def build(name: str, model_overrides=None, train_overrides=None, batch_size=None
 
 
 def describe(name: str) -> str:
+    """The preset's own settings (before any command-line override)."""
     p = PRESETS[name]
     return f"{name}: {p.model_class.__name__} {p.model}, batch {p.batch_size}, {p.train}"
 
