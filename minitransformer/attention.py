@@ -128,18 +128,18 @@ class KVCache:
             shape = (*k.shape[:-2], self.max_len, k.shape[-1])
             self._k = k.new_empty(shape)
             self._v = v.new_empty((*v.shape[:-2], self.max_len, v.shape[-1]))
-        self._k[..., self.length : self.length + t, :] = k
-        self._v[..., self.length : self.length + t, :] = v
+        self._k.narrow(-2, self.length, t).copy_(k)  # positions length .. length + t
+        self._v.narrow(-2, self.length, t).copy_(v)
         self.length += t
         return self.keys, self.values
 
     @property
     def keys(self):
-        return self._k[..., : self.length, :]
+        return self._k.narrow(-2, 0, self.length)  # (B, H, length, D), a view
 
     @property
     def values(self):
-        return self._v[..., : self.length, :]
+        return self._v.narrow(-2, 0, self.length)
 
     def reorder(self, index: torch.Tensor):
         """Keep batch rows `index` (beam search: each surviving beam takes its parent's cache)."""

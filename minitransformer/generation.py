@@ -43,9 +43,10 @@ import torch
 
 from .beam_search import beam_search
 from .errors import ConfigError, ShapeError, describe
-from .logits import LogitsSettings, apply_repetition_penalty, logits_stages, process_logits
+from .logits import LogitsSettings, apply_repetition_penalty, apply_unchecked, logits_stages
 from .masks import check_attention_mask
 from .models.gpt import GPT, causal_positions_from_mask
+from .models.gpt_step import GPTStep, can_step
 from .models.seq2seq import Seq2SeqTransformer
 
 DEFAULT_MAX_NEW_TOKENS = 20  # Hugging Face's GenerationConfig default (max_length=20), counted as new tokens
@@ -266,6 +267,7 @@ def next_token_distribution(
                          f"got {tuple(run.ids.shape)}")
     with _eval_mode(model), torch.inference_mode():
         logits = run.next_logits(run.ids, None)  # (1, V)
+        _check_logits(logits, run.ids.shape[1])
         stages = logits_stages(logits, run.ids, run.logits_settings, do_sample=True)
     result = []
     for name, scores in stages:
@@ -364,9 +366,11 @@ class _Run:
             raise ConfigError("stop_strings with several sequences need pad_token_id (or eos_token_id) to "
                               "fill the sequences that stop first")
         self.memory = None  # the encoder's output (Seq2Seq), computed by the first step
-        self.cache = None
+        self.cache = self.step = None
         if s.use_cache:
             self.cache = model.new_cache(src_ids.shape[1]) if self.is_seq2seq else model.new_cache()
+            if not self.is_seq2seq and can_step(model):
+                self.step = GPTStep(model)  # one token at a time without module overhead (gpt_step.py)
 
         self.logits_settings, self.penalty, self.first_real = s.logits_settings(), None, None
         if self.mask is not None and s.repetition_penalty != 1.0:
@@ -441,20 +445,21 @@ class _Run:
         context = self.model.config.max_len
         if ids.shape[1] > context:  # the model cannot see more: keep the newest tokens, recompute them
             ids, mask, self.cache = ids[:, -context:], None if mask is None else mask[:, -context:], None
-        new = ids[:, self.cache.length :] if self.cache is not None else ids  # what the cache has not seen
+        past = self.cache.length if self.cache is not None else 0
+        new = ids[:, past:]  # what the cache has not seen
         positions = None if mask is None else causal_positions_from_mask(mask)[:, -new.shape[1] :]
         if self.is_seq2seq:
             if self.memory is None:
                 self.memory = self.model.encode(self.src_ids, self.src_mask)  # (B, S, C), once
             logits = self.model.decode(new, self.memory, self.src_mask, cache=self.cache,
-                                       position_ids=positions)
+                                       position_ids=positions)[:, -1]
+        elif past and new.shape[1] == 1 and self.step is not None:  # one new token: the fast path
+            if positions is None:
+                positions = torch.full((1, 1), past, device=new.device)  # (1, 1)
+            logits = self.step(new, positions, mask, self.cache)
         else:
-            logits = self.model(new, mask, position_ids=positions, cache=self.cache)
-        logits = logits[:, -1].float()  # (B, V)
-        if torch.isnan(logits).any():
-            raise ValueError(f"the model produced NaN logits at sequence length {ids.shape[1]}: check its "
-                             "weights (did training diverge?) and its inputs")
-        return logits
+            logits = self.model(new, mask, position_ids=positions, cache=self.cache)[:, -1]
+        return logits.float()  # (B, V)
 
     def reorder(self, index):
         """Beam search: cache row i becomes old row index[i] (a prompt's beams share its source, so the
@@ -464,6 +469,7 @@ class _Run:
 
     def process(self, scores, ids, n_new):
         """scores (B, V), ids (B, L) -> scores after Hugging Face's processors, in its order."""
+        logits = scores
         if n_new < self.settings.min_new_tokens and self.eos is not None:
             scores = scores.index_fill(-1, self.eos, -math.inf)  # too early to stop
         if self.penalty is not None:
@@ -472,10 +478,12 @@ class _Run:
             first = ids.gather(1, self.first_real[:, None])  # (B, 1)
             padding = torch.arange(ids.shape[1], device=ids.device) < self.first_real[:, None]  # (B, L)
             scores = apply_repetition_penalty(scores, torch.where(padding, first, ids), self.penalty)
-        scores = process_logits(scores, ids, self.logits_settings, self.settings.do_sample,
-                                min_tokens_to_keep=self.min_tokens_to_keep)
+        # The settings were checked when the run began; a NaN in the logits shows up just below.
+        scores = apply_unchecked(scores, ids, self.logits_settings, self.settings.do_sample,
+                                 self.min_tokens_to_keep)
         best = scores.max(dim=-1).values  # +inf or NaN anywhere, or no token left, shows up here
-        if not torch.isfinite(best).all():
+        if not torch.isfinite(best).all():  # one check per step; find out which it was only when it fails
+            _check_logits(logits, ids.shape[1])
             s = self.settings
             raise ValueError(
                 f"the next-token scores overflowed to inf/NaN after the logits processors (temperature="
@@ -505,6 +513,12 @@ def _eval_mode(model):
         yield
     finally:
         model.train(was_training)
+
+
+def _check_logits(logits, length):
+    if torch.isnan(logits).any():
+        raise ValueError(f"the model produced NaN logits at sequence length {length}: check its "
+                         "weights (did training diverge?) and its inputs")
 
 
 def _encode(input_ids, tokenizer):

@@ -274,20 +274,28 @@ def process_logits(
     it may be None when neither repetition setting is on. `min_tokens_to_keep` goes to every
     filter (beam-search sampling raises it so that enough candidates survive).
     """
-    result = _check_logits(logits)
-    for _, stage in _plan(logits, input_ids, settings, do_sample, min_tokens_to_keep):
+    _check_logits(logits)
+    _plan(logits, input_ids, settings, do_sample, min_tokens_to_keep)  # checks the rest
+    return apply_unchecked(logits, input_ids, settings, do_sample, min_tokens_to_keep)
+
+
+def apply_unchecked(logits, input_ids, settings, do_sample, min_tokens_to_keep=1):
+    """`process_logits` without its checks, for a caller that made them once (generate does, before
+    its first step: at a few microseconds per token, checking the same settings again at every
+    step cost more than applying a temperature)."""
+    result = logits
+    for _, stage in _stages(input_ids, settings, do_sample, min_tokens_to_keep):
         result = stage(result)  # each stage returns a new tensor
     return logits.clone() if result is logits else result  # new logits even when no stage is active
 
 
 def _plan(logits, input_ids, settings, do_sample, min_tokens_to_keep):
-    """The active stages as (name, function of logits), in Hugging Face's order."""
+    """Check the settings and inputs, then return the active stages (see `_stages`)."""
     if not isinstance(settings, LogitsSettings):
         raise TypeError(f"settings must be a LogitsSettings, got {describe(settings)}")
     settings.validate()  # the fields may have been changed since construction
     _check_count("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
-    s, keep = settings, min_tokens_to_keep
-    plan = []
+    s = settings
     if s.repetition_penalty != 1.0 or s.no_repeat_ngram_size > 0:
         if input_ids is None:
             raise ConfigError(
@@ -295,8 +303,16 @@ def _plan(logits, input_ids, settings, do_sample, min_tokens_to_keep):
                 f"{s.no_repeat_ngram_size} need the (B, T) tokens so far (or set them to 1.0 and 0)"
             )
         _check_input_ids(input_ids, logits)
-    # Inputs and settings are checked once, here: the stages call the unchecked cores, so a
-    # generation step does not scan the logits again at every stage.
+    return _stages(input_ids, settings, do_sample, min_tokens_to_keep)
+
+
+def _stages(input_ids, settings, do_sample, min_tokens_to_keep):
+    """The active stages as (name, function of logits), in Hugging Face's order.
+
+    Inputs and settings are checked before (`_plan`): the stages call the unchecked cores, so a
+    generation step does not scan the logits again at every stage."""
+    s, keep = settings, min_tokens_to_keep
+    plan = []
     if s.repetition_penalty != 1.0:
         plan.append(("repetition penalty", lambda x: _repetition_penalty(x, input_ids, s.repetition_penalty)))
     if s.no_repeat_ngram_size > 0:
