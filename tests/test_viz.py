@@ -1,5 +1,6 @@
 """viz.py: every plot draws what it says (cells, labels, kept bars, tree nodes), on tiny inputs."""
 
+import html
 import re
 from types import SimpleNamespace
 
@@ -179,6 +180,23 @@ def test_plot_next_token_stages_reuses_its_figure(gpt):
     viz.plot_next_token_stages(second, TOK, top=8, fig=fig)
     assert fig.axes == axes  # same panels, new bars
     assert sum(bar.get_fill() for bar in fig.axes[1].patches) == 5
+
+
+def test_next_token_stages_html_draws_the_same_bars_as_the_figure(gpt):
+    with torch.no_grad():
+        stages = stages_of(gpt, "abc", mt.LogitsSettings(temperature=0.7, top_k=4, top_p=0.9))
+    chosen = int(stages[0][1][0].argmax())
+    page = viz.next_token_stages_html(stages, TOK, top=8, chosen=chosen, title="a <title>")
+    fig = viz.plot_next_token_stages(stages, TOK, top=8, chosen=chosen)
+    x_max = fig.axes[0].get_xlim()[1]
+    widths = [float(w) for w in re.findall(r"width:([0-9.]+)%", page)]  # token-major: row by row
+    drawn = [[bar.get_width() if bar.get_visible() else 0.0 for bar in ax.patches] for ax in fig.axes]
+    expected = [100 * drawn[s][r] / x_max for r in range(8) for s in range(len(stages))]
+    assert widths == pytest.approx(expected, abs=0.06)  # printed with one decimal
+    filled = page.count("background:")
+    assert filled == sum(bar.get_fill() and bar.get_visible() for ax in fig.axes for bar in ax.patches)
+    assert page.count("<tr>") == 1 + 8 and "a &lt;title&gt;" in page
+    assert "→ " + html.escape(viz.token_label(TOK, chosen)) in page
 
 
 def test_plot_beam_tree_draws_every_candidate(gpt):
