@@ -162,3 +162,15 @@ BAD = [
 def test_bad_input_is_named(make, error, message):
     with pytest.raises(error, match=message):
         mt.scaled_dot_product_attention(*make(*qkv()))
+
+
+def test_kv_cache_reorder_gathers_rows_and_keeps_appending():
+    cache, k, v = mt.KVCache(max_len=6), torch.randn(3, 2, 4, 5), torch.randn(3, 2, 4, 5)
+    cache.append(k, v)
+    for index in (torch.tensor([2, 2, 0]), torch.tensor([1, 0, 0]), torch.tensor([0, 1, 2])):
+        k, v = k.index_select(0, index), v.index_select(0, index)
+        cache.reorder(index)  # swaps between two buffers: the second and third calls reuse them
+        assert torch.equal(cache.keys, k) and torch.equal(cache.values, v)
+    k_new, v_new = torch.randn(3, 2, 2, 5), torch.randn(3, 2, 2, 5)
+    keys, values = cache.append(k_new, v_new)
+    assert torch.equal(keys, torch.cat([k, k_new], dim=2)) and torch.equal(values, torch.cat([v, v_new], dim=2))
