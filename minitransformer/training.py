@@ -95,6 +95,18 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return min_lr + 0.5 * (cfg.lr - min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def adamw(params, **settings) -> torch.optim.AdamW:
+    """AdamW as one fused kernel where this torch has it for these parameters (CPU and CUDA since
+    torch 2.4), else the multi-tensor (foreach) version. Fused made the optimizer step 3.5x faster
+    on the small preset (2.5 -> 0.7 ms of a 33 ms step, benchmarks/README.md); same update rule."""
+    params = list(params)  # tensors or param-group dicts; each try gets its own copies of the dicts
+    fresh = lambda: [dict(p) if isinstance(p, dict) else p for p in params]
+    try:
+        return torch.optim.AdamW(fresh(), fused=True, **settings)
+    except (RuntimeError, ValueError):  # an older torch, or a device without the fused kernel
+        return torch.optim.AdamW(fresh(), foreach=True, **settings)
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on linear weight matrices only; biases, norms and embeddings get none."""
     decay, no_decay, seen = [], [], set()
@@ -134,11 +146,8 @@ class Trainer:
         self.train_model = distributed.wrap(self.model, self.device)  # DDP under torchrun, else the model
         if self.cfg.compile:
             self.train_model = torch.compile(self.train_model)
-        self.optimizer = torch.optim.AdamW(
-            param_groups(model, self.cfg.weight_decay),
-            lr=self.cfg.lr,
-            betas=(self.cfg.beta1, self.cfg.beta2),
-            foreach=True,
+        self.optimizer = adamw(
+            param_groups(model, self.cfg.weight_decay), lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2)
         )
         # float16's narrow range would round small gradients to zero: scale the loss up, the grads back
         # down (a no-op unless precision="float16")

@@ -139,3 +139,37 @@ def test_same_seed_gives_the_same_losses_and_text(task):
         return [h["train_loss"] for h in history], text.tolist()
 
     assert run() == run()
+
+
+def test_adamw_is_fused_where_torch_has_it_and_matches_the_foreach_update():
+    from minitransformer.training import adamw
+
+    torch.manual_seed(0)
+    w = torch.randn(4, 3)
+    a, b = w.clone().requires_grad_(), w.clone().requires_grad_()
+    fused = adamw([{"params": [a], "weight_decay": 0.1}], lr=1e-2)
+    plain = torch.optim.AdamW([{"params": [b], "weight_decay": 0.1}], lr=1e-2, foreach=True)
+    assert fused.defaults["fused"] is True  # torch >= 2.4 on CPU
+    for _ in range(3):
+        grad = torch.randn(4, 3)
+        a.grad, b.grad = grad.clone(), grad.clone()
+        fused.step()
+        plain.step()
+    torch.testing.assert_close(a, b)
+
+
+def test_adamw_falls_back_to_foreach_where_fused_is_missing(monkeypatch):
+    from minitransformer import training
+
+    real = torch.optim.AdamW
+
+    def old_torch(params, fused=None, **kw):  # torch < 2.4 refused fused=True for CPU tensors
+        optimizer = real(params, fused=fused, **kw)
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be CUDA, floating point Tensor")
+        return optimizer
+
+    monkeypatch.setattr(torch.optim, "AdamW", old_torch)
+    p = torch.zeros(2, requires_grad=True)
+    optimizer = training.adamw([{"params": [p], "weight_decay": 0.0}], lr=0.1)
+    assert optimizer.defaults["foreach"] is True and not optimizer.param_groups[0]["fused"]
