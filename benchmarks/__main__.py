@@ -21,10 +21,10 @@ import time
 import traceback
 from pathlib import Path
 
-from . import attention, generate, mfu, notebooks, train, widgets
+from . import attention, convergence, generate, mfu, notebooks, train, widgets
 from .common import environment
 
-SECTIONS = {m.NAME: m for m in (train, generate, attention, mfu, notebooks, widgets)}
+SECTIONS = {m.NAME: m for m in (train, convergence, generate, attention, mfu, notebooks, widgets)}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
