@@ -56,9 +56,11 @@ class _LayerStep:
         self.norm_first, self.n_heads = block.norm_first, n_heads
         self.norm1, self.norm2 = _norm_args(block.norm1), _norm_args(block.norm2)
         self.w_qkv = torch.cat([attn.w_q.weight, attn.w_k.weight, attn.w_v.weight])  # (3C, C)
-        self.b_qkv = None if attn.w_q.bias is None else torch.cat([attn.w_q.bias, attn.w_k.bias, attn.w_v.bias])
+        biases = (attn.w_q.bias, attn.w_k.bias, attn.w_v.bias)
+        self.b_qkv = None if biases[0] is None else torch.cat(biases)  # (3C,)
         self.w_o, self.b_o = attn.w_o.weight, attn.w_o.bias
-        self.w_1, self.b_1, self.w_2, self.b_2 = ffn.linear1.weight, ffn.linear1.bias, ffn.linear2.weight, ffn.linear2.bias
+        self.w_1, self.b_1 = ffn.linear1.weight, ffn.linear1.bias
+        self.w_2, self.b_2 = ffn.linear2.weight, ffn.linear2.bias
         self.activation = _ACTIVATIONS[ffn.activation]
 
     def __call__(self, x, kv, attn_mask, rotary):
