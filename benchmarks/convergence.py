@@ -21,6 +21,7 @@ TITLE = "bfloat16 vs float32 training: validation loss after 2,000 steps (small 
 STEPS, SMOKE_STEPS = 2000, 5
 WINDOWS, SMOKE_WINDOWS = 400, 8
 MAX_GAP = 0.02
+CURVE_POINTS = 100  # training-loss points kept per run, for the plot
 
 
 def _train(precision: str, steps: int) -> tuple:
@@ -37,17 +38,20 @@ def _train(precision: str, steps: int) -> tuple:
         batch_size=12,
     )
     start = time.perf_counter()
-    Trainer(model, task, cfg, tokenizer).fit()
-    return model.eval(), task, time.perf_counter() - start
+    trainer = Trainer(model, task, cfg, tokenizer)
+    trainer.fit()
+    seconds = time.perf_counter() - start
+    curve = [(h["step"], h["train_loss"]) for h in trainer.history]
+    return model.eval(), task, seconds, curve[:: max(1, len(curve) // CURVE_POINTS)]
 
 
 def run(smoke: bool) -> dict:
     from minitransformer.evaluation import clm_validation_loss
 
     steps, windows = (SMOKE_STEPS, SMOKE_WINDOWS) if smoke else (STEPS, WINDOWS)
-    rows, losses, seconds = [], {}, {}
+    rows, losses, seconds, curves = [], {}, {}, {}
     for precision in ("float32", "bfloat16"):
-        model, task, seconds[precision] = _train(precision, steps)
+        model, task, seconds[precision], curves[precision] = _train(precision, steps)
         with torch.inference_mode():
             losses[precision] = clm_validation_loss(model, task.ids["val"], max_windows=windows)
         rows.append([precision, steps, fmt(losses[precision], 4), fmt(seconds[precision])])
@@ -62,7 +66,7 @@ def run(smoke: bool) -> dict:
         ),
         "columns": ["precision", "steps", "validation loss", "training seconds"],
         "rows": rows,
-        "metrics": {"val_loss": losses, "train_seconds": seconds, "abs_gap": gap},
+        "metrics": {"val_loss": losses, "train_seconds": seconds, "abs_gap": gap, "train_loss_curve": curves},
         "targets": [
             target(
                 f"bf16 validation loss within {MAX_GAP} of fp32 after {STEPS:,} steps (small shape)",
@@ -73,3 +77,15 @@ def run(smoke: bool) -> dict:
             )
         ],
     }
+
+
+def plot(ax, section):
+    metrics = section["metrics"]
+    for precision, curve in metrics["train_loss_curve"].items():
+        steps, loss = zip(*curve)
+        label = f"{precision} (validation {metrics['val_loss'][precision]:.3f})"
+        ax.plot(steps, loss, label=label, linestyle="-" if precision == "float32" else "--")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (nats per character)")
+    ax.set_title("bfloat16 vs float32 training, small shape")
+    ax.legend(fontsize=7)

@@ -166,7 +166,7 @@ def run(smoke: bool) -> dict:
             [n, fmt(s["median"] * 1e3), fmt(s["p95"] * 1e3), fmt(s["min"] * 1e3)]
             + [fmt(generation["median"] * 1e3) if generation else "-"]
         ],
-        "metrics": {"median_ms": s["median"] * 1e3, "p95_ms": s["p95"] * 1e3, "updates": n}
+        "metrics": {"median_ms": s["median"] * 1e3, "p95_ms": s["p95"] * 1e3, "updates": n, "new_tokens": new_tokens}
         | ({"generate_only_median_ms": generation["median"] * 1e3} if generation else {}),
         "targets": [
             target(
@@ -178,3 +178,15 @@ def run(smoke: bool) -> dict:
             )
         ],
     }
+
+
+def plot(ax, section):
+    m = section["metrics"]
+    bars = {"update, median": m["median_ms"], "update, p95": m["p95_ms"]}
+    if "generate_only_median_ms" in m:
+        bars["generate() alone, median"] = m["generate_only_median_ms"]
+    ax.barh(list(bars), list(bars.values()))
+    ax.axvline(TARGET_MS, color="red", linestyle="--", label=f"target {TARGET_MS:g} ms (median)")
+    ax.set_xlabel("ms")
+    ax.set_title(f"SamplingExplorer update, {m.get('new_tokens', NEW_TOKENS)} new tokens")
+    ax.legend(fontsize=7)
