@@ -32,7 +32,6 @@ warning, where Hugging Face would fail. Used in the sampling and decoding notebo
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import numbers
@@ -45,6 +44,7 @@ from .beam_search import beam_search
 from .errors import ConfigError, ShapeError, describe
 from .logits import LogitsSettings, apply_repetition_penalty, apply_unchecked, logits_stages
 from .masks import check_attention_mask
+from .models.base import eval_mode
 from .models.gpt import GPT, causal_positions_from_mask
 from .models.gpt_step import GPTStep, can_step
 from .models.seq2seq import Seq2SeqTransformer
@@ -189,7 +189,7 @@ def generate(
                           "is known only at the end")
     run = _Run(model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator)
     scores = trace = None
-    with _eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         if num_beams > 1:
             sequences, scores, trace = _beam_search(run, return_trace)
         else:
@@ -226,7 +226,7 @@ def stream(model, input_ids, tokenizer=None, *, attention_mask=None, src_ids=Non
         raise ShapeError(f"stream follows one sequence: it needs batch size 1 and num_return_sequences=1, "
                          f"got {run.ids.shape[0]} sequences")
     new_ids, shown = [], ""
-    with _eval_mode(model):
+    with eval_mode(model):
         for new_tokens, _ in _decode_steps(run):
             if tokenizer is None:
                 yield int(new_tokens[0])
@@ -265,9 +265,9 @@ def next_token_distribution(
     if run.ids.shape[0] != 1:
         raise ShapeError(f"next_token_distribution looks at one prompt: input_ids must be (1, T), "
                          f"got {tuple(run.ids.shape)}")
-    with _eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         logits = run.next_logits(run.ids, None)  # (1, V)
-        _check_logits(logits, run.ids.shape[1])
+        _check_model_output(logits, run.ids.shape[1])
         stages = logits_stages(logits, run.ids, run.logits_settings, do_sample=True)
     result = []
     for name, scores in stages:
@@ -369,8 +369,7 @@ class _Run:
         self.cache = self.step = None
         if s.use_cache:
             self.cache = model.new_cache(src_ids.shape[1]) if self.is_seq2seq else model.new_cache()
-            if not self.is_seq2seq and can_step(model):
-                self.step = GPTStep(model)  # one token at a time without module overhead (gpt_step.py)
+        self.can_step = s.use_cache and not self.is_seq2seq and can_step(model)
 
         self.logits_settings, self.penalty, self.first_real = s.logits_settings(), None, None
         if self.mask is not None and s.repetition_penalty != 1.0:
@@ -453,7 +452,9 @@ class _Run:
                 self.memory = self.model.encode(self.src_ids, self.src_mask)  # (B, S, C), once
             logits = self.model.decode(new, self.memory, self.src_mask, cache=self.cache,
                                        position_ids=positions)[:, -1]
-        elif past and new.shape[1] == 1 and self.step is not None:  # one new token: the fast path
+        elif past and new.shape[1] == 1 and self.can_step:  # one new token: the fast path
+            if self.step is None:  # built at the first new token: a single forward never needs it
+                self.step = GPTStep(self.model)  # one token at a time without module overhead (gpt_step.py)
             if positions is None:
                 positions = torch.full((1, 1), past, device=new.device)  # (1, 1)
             logits = self.step(new, positions, mask, self.cache)
@@ -483,7 +484,7 @@ class _Run:
                                  self.min_tokens_to_keep)
         best = scores.max(dim=-1).values  # +inf or NaN anywhere, or no token left, shows up here
         if not torch.isfinite(best).all():  # one check per step; find out which it was only when it fails
-            _check_logits(logits, ids.shape[1])
+            _check_model_output(logits, ids.shape[1])
             s = self.settings
             raise ValueError(
                 f"the next-token scores overflowed to inf/NaN after the logits processors (temperature="
@@ -504,18 +505,7 @@ class _StopStrings:
         return torch.tensor([any(s in text for s in self.strings) for text in texts], device=ids.device)
 
 
-@contextlib.contextmanager
-def _eval_mode(model):
-    """Generate without dropout, then put the model back in the mode it was in."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-def _check_logits(logits, length):
+def _check_model_output(logits, length):
     if torch.isnan(logits).any():
         raise ValueError(f"the model produced NaN logits at sequence length {length}: check its "
                          "weights (did training diverge?) and its inputs")

@@ -25,6 +25,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import to_hex
 
 from .errors import ShapeError, describe
 from .positional import RotaryEmbedding, apply_rotary, sinusoidal_table
@@ -284,6 +285,7 @@ def next_token_stages_html(stages, tokenizer=None, top=15, chosen=None, title=No
     matplotlib took 25-30 ms to draw and encode the figure, a fifth of a slider's time budget.
     """
     t = _stage_bars(stages, tokenizer, top, chosen)
+    kept_color, removed_color = to_hex(KEPT_COLOR), to_hex(REMOVED_COLOR)  # the figure's colours
     cell = "padding:0 6px;line-height:1.3;white-space:nowrap"
     head = "".join(
         f"<th style='{cell};font-weight:normal'>{html.escape(name)}<br>{n} of {t['vocab']} kept</th>"
@@ -291,12 +293,12 @@ def next_token_stages_html(stages, tokenizer=None, top=15, chosen=None, title=No
     )
     rows = []
     for r, (label, token_id) in enumerate(zip(t["labels"], t["ids"])):
-        color = "color:#d62728" if token_id == chosen else ""
+        color = f"color:{to_hex(CHOSEN_COLOR)}" if token_id == chosen else ""
         cells = [f"<td style='{cell};text-align:right;font-family:monospace;{color}'>{html.escape(label)}</td>"]
         for bars in t["bars"]:
             width, kept = bars[r]
             percent = 100 * width / t["x_max"]
-            style = "background:#1f77b4" if kept else "border:1px dashed #999;box-sizing:border-box"
+            style = f"background:{kept_color}" if kept else f"border:1px dashed {removed_color};box-sizing:border-box"
             bar = f"<div style='display:inline-block;height:10px;width:{percent:.1f}%;{style}'></div>"
             shown = f"{width:.3f}" if kept else "removed"
             cells.append(

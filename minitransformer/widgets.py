@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from . import viz
 from .generation import generate, next_token_distribution
 from .models import GPT, MaskedLM, Seq2SeqTransformer
+from .models.base import eval_mode
 
 STYLE = {"description_width": "initial"}  # keep long descriptions readable
 _DISTRIBUTION_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")  # what shapes a step
@@ -116,14 +117,7 @@ class SamplingExplorer(_Explorer):
         self.model, self.tokenizer, self.top = model, tokenizer, top
         self._setup()
         slider = dict(style=STYLE, continuous_update=False)
-        self.prompt = W.Textarea(
-            prompt,
-            description="prompt",
-            rows=2,
-            continuous_update=False,
-            style=STYLE,
-            layout=W.Layout(width="98%"),
-        )
+        self.prompt = _prompt_box(prompt)
         self.strategy = W.ToggleButtons(
             options=["greedy", "sampling", "beam"], value=strategy, description="strategy", style=STYLE
         )
@@ -300,7 +294,7 @@ class AttentionExplorer(_Explorer):
 
     def update(self):
         """Run the model on the current text(s) and redraw."""
-        with _eval(self.model), torch.inference_mode():
+        with eval_mode(self.model), torch.inference_mode():
             if self.is_seq2seq:
                 src = self._encode(self.source.value, "source")
                 tgt = self._target_ids(src)
@@ -396,14 +390,7 @@ class BeamSearchExplorer(_Explorer):
             )
         self.model, self.tokenizer = model, tokenizer
         self._setup()
-        self.prompt = W.Textarea(
-            prompt,
-            description="prompt",
-            rows=2,
-            continuous_update=False,
-            style=STYLE,
-            layout=W.Layout(width="98%"),
-        )
+        self.prompt = _prompt_box(prompt)
         self.num_beams = W.IntSlider(num_beams, min=2, max=6, description="beams", style=STYLE)
         self.length_penalty = W.FloatSlider(
             1.0, min=-2.0, max=3.0, step=0.25, description="length penalty", style=STYLE
@@ -505,7 +492,7 @@ class FillMaskExplorer(_Explorer):
         where = [i for i, t in enumerate(ids) if t == self.tokenizer.mask_token_id]
         if not where:
             raise ValueError("the text has no [MASK]: write [MASK] where the model should fill in a token")
-        with _eval(self.model), torch.inference_mode():
+        with eval_mode(self.model), torch.inference_mode():
             probs = self.model(torch.tensor([ids]))[0, where].softmax(dim=-1)  # (n_masks, V)
         best = probs.topk(min(self.top.value, probs.shape[-1]))
         tables = []
@@ -548,12 +535,7 @@ def _row_outline(row, width):
     return Rectangle((-0.5, row - 0.5), width, 1, fill=False, edgecolor="red", linewidth=2)
 
 
-@contextlib.contextmanager
-def _eval(model):
-    """Run without dropout, then restore the model's mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+def _prompt_box(text):
+    return W.Textarea(
+        text, description="prompt", rows=2, continuous_update=False, style=STYLE, layout=W.Layout(width="98%")
+    )

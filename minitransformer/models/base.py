@@ -6,6 +6,8 @@ sinusoidal); with RoPE it instead hands rotation tables to the attention layers.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -39,6 +41,17 @@ class Embedding(nn.Module):
             x = x + self.positions(positions)
         rotary = self.rotary(positions) if self.rotary is not None else None
         return self.dropout(x), rotary
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """Run without dropout (generation, explorers), then put the model back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class Cache:
