@@ -21,7 +21,7 @@ from minitransformer.tokenizers import (
     tokenizer_from_dict,
 )
 
-CORPUS = Path(tokenizers_module.__file__).parent / "assets" / "tinyshakespeare.txt"
+CORPUS = Path(tokenizers_module.__file__).parents[1] / "assets" / "tinyshakespeare.txt"
 # hypothesis reuses module-scoped fixtures on purpose: they are read-only here.
 FIXTURE_OK = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

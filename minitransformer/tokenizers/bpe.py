@@ -1,0 +1,201 @@
+"""BPETokenizer: byte-level byte-pair encoding in the style of GPT-2.
+
+Its ids start as the 256 byte values, so any string can be encoded and no character is ever unknown. Training
+then repeats one step: find the most frequent adjacent pair of ids and give it a new id (a "merge"). Frequent
+words end up as single tokens, so sequences get shorter. Encoding applies the learned merges in the order they
+were learned.
+
+    text ──split out special tokens──> pieces ──regex pre-split──> chunks ──UTF-8──> bytes ──merges──> ids
+
+Notebook 05, sections 3 to 7: the merge loop written by hand there must learn the same merges as `train`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+
+from ..errors import UnknownTokenError, describe
+from .base import Tokenizer, as_checkpoint_error, check_dict, require_text
+from .merging import Pair, PairCounts, merge
+from .pretokenize import GPT2_SPLIT_PATTERN, compile_pattern, utf8
+
+_CHUNK_CACHE_SIZE = 100_000  # chunks remembered by BPETokenizer.encode; the cache is emptied when full
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE in the style of GPT-2: text -> regex pre-split into chunks -> UTF-8 bytes -> learned merges.
+
+    Ids: 0..255 are the bytes, then one id per merge (merge k makes id 256 + k), then the special tokens.
+    `merges` is a list of id pairs in the order they were learned, or a dict {(a, b): new_id}.
+    """
+
+    kind = "bpe"
+
+    def __init__(
+        self,
+        merges: Sequence[Pair] | dict = (),
+        special_tokens: Sequence[str] = (),
+        pattern: str = GPT2_SPLIT_PATTERN,
+    ):
+        self._ranks = _merge_ranks(merges)  # pair -> when it was learned (0 = first)
+        self.merges = tuple(self._ranks)
+        self._tokens_bytes = [bytes([b]) for b in range(256)]  # id -> the bytes it stands for
+        for a, b in self.merges:
+            self._tokens_bytes.append(self._tokens_bytes[a] + self._tokens_bytes[b])
+        self._setup_special_tokens(special_tokens, first_id=len(self._tokens_bytes))
+        self._pattern = compile_pattern(pattern)
+        self.pattern = pattern
+        # Printable strings, for display only: a token may hold part of a multi-byte character ("\ufffd").
+        self._tokens = [b.decode("utf-8", errors="replace") for b in self._tokens_bytes]
+        self._tokens += list(self.special_tokens)
+        self._bytes_to_id: dict[bytes, int] = {}
+        for i, b in enumerate(self._tokens_bytes):
+            self._bytes_to_id.setdefault(b, i)
+        self._cache: dict[str, tuple[int, ...]] = {}  # chunk -> ids; text repeats the same words a lot
+
+    @classmethod
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        special_tokens: Sequence[str] = (),
+        verbose: bool = False,
+        pattern: str = GPT2_SPLIT_PATTERN,
+    ) -> BPETokenizer:
+        """Learn vocab_size - 256 - len(special_tokens) merges from `text`.
+
+        Each distinct chunk is stored once with its count, and pair counts are updated only for the chunks a
+        merge touches (`PairCounts`), so training on a megabyte takes seconds rather than re-counting all
+        pairs per merge.
+        """
+        require_text(text)
+        tok = cls(special_tokens=special_tokens, pattern=pattern)  # validates the arguments
+        n_merges = tok._merges_to_learn(vocab_size)
+        # 1. Count the chunks, then the adjacent pairs in them, weighted by how often their chunk occurs.
+        pairs = PairCounts(tok._count_chunks(text))
+        # 2. Merge the most frequent pair, n_merges times.
+        merges, token_bytes = [], [bytes([b]) for b in range(256)]  # token_bytes only for `verbose`
+        for new_id in range(256, 256 + n_merges):
+            if not pairs:
+                warnings.warn(
+                    f"the text ran out of pairs after {len(merges)} merges; vocab_size will be "
+                    f"{256 + len(merges) + len(tok.special_tokens)}, not {vocab_size}",
+                    stacklevel=2,
+                )
+                break
+            best = pairs.most_frequent()
+            if verbose:
+                token_bytes.append(token_bytes[best[0]] + token_bytes[best[1]])
+                print(
+                    f"merge {len(merges) + 1}/{n_merges}: {best} -> {new_id} "
+                    f"{token_bytes[-1]!r} ({pairs.counts[best]} times)"
+                )
+            pairs.merge(best, new_id)
+            merges.append(best)
+        return cls(merges, special_tokens, pattern)
+
+    def _merges_to_learn(self, vocab_size: int) -> int:
+        """How many merges make a vocabulary of vocab_size: the rest are bytes and special tokens."""
+        n_merges = vocab_size - 256 - len(self.special_tokens) if isinstance(vocab_size, int) else -1
+        if n_merges < 0:
+            raise ValueError(
+                f"vocab_size must be an int >= 256 + {len(self.special_tokens)} (the 256 byte tokens "
+                f"plus the special tokens), got {describe(vocab_size)}"
+            )
+        return n_merges
+
+    def _count_chunks(self, text: str) -> Counter[bytes]:
+        """How often each chunk of `text` occurs, as UTF-8 bytes.
+
+        Special tokens are cut out first, so that no merge crosses them.
+        """
+        chunks: Counter[str] = Counter()
+        for piece, _, special_id in self._split_specials(text):
+            if special_id is None:
+                chunks.update(self._pattern.findall(piece))
+        return Counter({utf8(chunk): n for chunk, n in chunks.items()})
+
+    def _encode_ordinary(self, piece: str, start: int) -> list[int]:
+        ids: list[int] = []
+        for m in self._pattern.finditer(piece):
+            chunk = m.group()
+            if chunk not in self._cache:
+                if len(self._cache) >= _CHUNK_CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[chunk] = self._encode_chunk(utf8(chunk, start + m.start()))
+            ids.extend(self._cache[chunk])
+        return ids
+
+    def _encode_chunk(self, data: bytes) -> tuple[int, ...]:
+        """Apply the merges to one chunk's bytes, earliest-learned pair first, as training did."""
+        ids = list(data)
+        while len(ids) >= 2:
+            pair = min(zip(ids, ids[1:]), key=lambda p: self._ranks.get(p, len(self._ranks)))
+            if pair not in self._ranks:
+                break  # no pair left that was ever merged
+            ids = merge(ids, pair, 256 + self._ranks[pair])
+        return tuple(ids)
+
+    def _ids_to_text(self, ids: list[int]) -> str:
+        n_ordinary = len(self._tokens_bytes)
+        data = b"".join(self._tokens_bytes[i] if i < n_ordinary else self._tokens[i].encode() for i in ids)
+        # Ids from a model need not form valid UTF-8 (a character cut in half): show those bytes as "\ufffd".
+        return data.decode("utf-8", errors="replace")
+
+    def token_to_id(self, token: str) -> int:
+        """The id of a special token, or of the token whose bytes are the UTF-8 of `token`."""
+        i = self._special_to_id.get(token)
+        if i is None and isinstance(token, str):
+            i = self._bytes_to_id.get(token.encode("utf-8", errors="surrogatepass"))
+        if i is None:
+            raise UnknownTokenError(f"token {token!r} is not one of the {self.vocab_size} tokens")
+        return i
+
+    def _vocabulary_dict(self) -> dict:
+        return {"pattern": self.pattern, "merges": [list(pair) for pair in self.merges]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BPETokenizer:
+        check_dict(d, cls.kind, {"merges": list, "special_tokens": list, "pattern": str})
+        with as_checkpoint_error(cls.kind):
+            return cls(
+                [tuple(m) if isinstance(m, list) else m for m in d["merges"]],
+                d["special_tokens"],
+                d["pattern"],
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
+            f"special_tokens={list(self.special_tokens)})"
+        )
+
+
+def _merge_ranks(merges: Sequence[Pair] | dict) -> dict[Pair, int]:
+    """Check `merges` and number them in the order they were learned: {pair: rank}; rank k creates id 256 + k."""
+    if isinstance(merges, dict):  # {(a, b): new_id} -> pairs sorted by the id they create
+        ids = sorted(merges.values())
+        if ids != list(range(256, 256 + len(merges))):
+            raise ValueError(
+                f"merges as a dict must create the ids 256, 257, ... in order, got {describe(ids)}"
+            )
+        merges = sorted(merges, key=merges.get)
+    ranks: dict[Pair, int] = {}
+    for rank, pair in enumerate(merges):
+        new_id = 256 + rank
+        if (
+            not isinstance(pair, (tuple, list))
+            or len(pair) != 2
+            or not all(isinstance(i, int) and 0 <= i < new_id for i in pair)
+        ):
+            raise ValueError(
+                f"merges[{rank}] must be a pair of existing ids, each in 0..{new_id - 1} "
+                f"(it creates id {new_id}), got {describe(pair)}"
+            )
+        pair = (pair[0], pair[1])
+        if pair in ranks:
+            raise ValueError(f"merges[{rank}] = {pair} repeats merges[{ranks[pair]}]")
+        ranks[pair] = rank
+    return ranks
