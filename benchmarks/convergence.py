@@ -25,7 +25,7 @@ CURVE_POINTS = 100  # training-loss points kept per run, for the plot
 
 
 def _train(precision: str, steps: int) -> tuple:
-    from minitransformer import presets
+    from minitransformer.tools import presets
     from minitransformer.training import Trainer
 
     model, tokenizer, task, cfg = presets.build(
@@ -46,7 +46,7 @@ def _train(precision: str, steps: int) -> tuple:
 
 
 def run(smoke: bool) -> dict:
-    from minitransformer.evaluation import clm_validation_loss
+    from minitransformer.tools.evaluation import clm_validation_loss
 
     steps, windows = (SMOKE_STEPS, SMOKE_WINDOWS) if smoke else (STEPS, WINDOWS)
     rows, losses, seconds, curves = [], {}, {}, {}

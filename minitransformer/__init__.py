@@ -15,7 +15,6 @@ from .attention import (
     scaled_dot_product_attention,
 )
 from .beam_search import beam_search
-from .checkpoints import load_checkpoint, save_checkpoint
 from .config import TransformerConfig
 from .data import load_text, train_val_split
 from .errors import (
@@ -43,7 +42,6 @@ from .logits import (
 from .masks import causal_mask, combine_masks, padding_mask
 from .models import GPT, Cache, MaskedLM, Seq2SeqTransformer
 from .objectives import clm_loss, mask_tokens, mlm_loss, seq2seq_loss
-from .pipelines import pipeline
 from .positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
@@ -51,9 +49,10 @@ from .positional import (
     apply_rotary,
     sinusoidal_table,
 )
-from .pretrained import PRETRAINED, load_pretrained
 from .summary import count_parameters, summary
 from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
-from .training import TrainConfig, Trainer
+from .tools.pipelines import pipeline
+from .tools.pretrained import PRETRAINED, load_pretrained
+from .training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"

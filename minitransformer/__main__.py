@@ -1,7 +1,7 @@
-"""`python -m minitransformer ...`: see cli.py."""
+"""`python -m minitransformer ...`: see tools/cli.py."""
 
 import sys
 
-from .cli import main
+from .tools.cli import main
 
 sys.exit(main())

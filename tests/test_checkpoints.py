@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import save_file
 
 import minitransformer as mt
-from minitransformer import checkpoints
-from minitransformer.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from minitransformer.tokenizers import CharTokenizer
+from minitransformer.training import checkpoints
+from minitransformer.training.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 
 
 def small(cls=mt.GPT, **kw):

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 import minitransformer as mt
-from minitransformer.checkpoints import read_metadata
-from minitransformer.cli import main
+from minitransformer.tools.cli import main
+from minitransformer.training.checkpoints import read_metadata
 
 TINY = [
     "--steps",

@@ -17,12 +17,11 @@ import pytest
 import torch
 
 import minitransformer as mt
-from minitransformer import distributed
-from minitransformer.checkpoints import load_checkpoint
-from minitransformer.cli import main
 from minitransformer.data import ascii_tokenizer, load_text, train_val_split
-from minitransformer.tasks import CausalLMTask
-from minitransformer.training import TrainConfig, Trainer
+from minitransformer.tools.cli import main
+from minitransformer.tools.training_tasks import CausalLMTask
+from minitransformer.training import TrainConfig, Trainer, distributed
+from minitransformer.training.checkpoints import load_checkpoint
 
 TOK = ascii_tokenizer()
 TINY = ["--d-model", "16", "--n-heads", "2", "--n-layers", "1", "--max-len", "16", "--dropout", "0"]

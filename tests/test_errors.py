@@ -15,7 +15,7 @@ import torch
 
 import minitransformer as mt
 from minitransformer.data import clm_batch, date_pairs, load_text, pad_batch, train_val_split
-from minitransformer.pipelines import pipeline
+from minitransformer.tools.pipelines import pipeline
 from minitransformer.training import TrainConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "errors.md"

@@ -5,7 +5,7 @@ import torch
 
 import minitransformer as mt
 from minitransformer.data import ascii_tokenizer, seq2seq_tokenizer
-from minitransformer.pipelines import pipeline
+from minitransformer.tools.pipelines import pipeline
 
 
 def gpt_pair():

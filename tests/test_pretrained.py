@@ -5,8 +5,8 @@ import torch
 
 import minitransformer as mt
 from minitransformer.data import date_splits, load_text, train_val_split
-from minitransformer.evaluation import clm_validation_loss, exact_match, masked_accuracy_on
-from minitransformer.pretrained import PRETRAINED, pretrained_path
+from minitransformer.tools.evaluation import clm_validation_loss, exact_match, masked_accuracy_on
+from minitransformer.tools.pretrained import PRETRAINED, pretrained_path
 
 
 def test_bundled_files_fit_the_size_budget():

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import minitransformer as mt
-from minitransformer.checkpoints import load_checkpoint
 from minitransformer.data import ascii_tokenizer, load_text, train_val_split
-from minitransformer.tasks import CausalLMTask
+from minitransformer.tools.training_tasks import CausalLMTask
 from minitransformer.training import TrainConfig, Trainer, lr_at, param_groups, pick_device
+from minitransformer.training.checkpoints import load_checkpoint
 
 TOK = ascii_tokenizer()
 
@@ -106,9 +106,9 @@ def test_bfloat16_autocast_trains(task):
     "kwargs,match",
     [
         (dict(steps=0), "steps must be a positive integer"),
-        (dict(lr=-1), "lr must be > 0"),
+        (dict(lr=-1), "lr must be a finite number > 0"),
         (dict(precision="fp8"), "precision must be one of"),
-        (dict(grad_clip=0), "grad_clip must be > 0"),
+        (dict(grad_clip=0), "grad_clip must be a finite number > 0"),
     ],
 )
 def test_bad_train_config(kwargs, match):

@@ -247,7 +247,7 @@ def test_live_plot_redraws_every_n_steps_and_prints_nothing(capsys):
 
 
 def test_live_plot_as_trainer_callback():
-    from minitransformer.tasks import CausalLMTask
+    from minitransformer.tools.training_tasks import CausalLMTask
     from minitransformer.training import TrainConfig, Trainer
 
     ids = torch.randint(0, TOK.vocab_size, (400,))

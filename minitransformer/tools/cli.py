@@ -19,36 +19,61 @@ import time
 
 import torch
 
-from . import distributed, presets
-from .training import TrainConfig, Trainer
+from ..generation import generate
+from ..training import TrainConfig, Trainer, distributed, load_checkpoint, save_checkpoint
+from . import presets
+from .pretrained import load_model
+
+# options that override a field of the same name in the preset's TransformerConfig / TrainConfig
+MODEL_OPTIONS = ("d_model", "n_heads", "n_layers", "max_len", "dropout")
+TRAIN_OPTIONS = ("steps", "lr", "warmup_steps", "eval_interval", "eval_batches", "grad_accum", "seed")
+TRAIN_OPTIONS += ("precision", "device")
+NUMBER_OPTIONS = [
+    ("steps", int),
+    ("lr", float),
+    ("warmup-steps", int),
+    ("eval-interval", int),
+    ("eval-batches", int),
+    ("grad-accum", int),
+    ("seed", int),
+    ("batch-size", int),
+    ("d-model", int),
+    ("n-heads", int),
+    ("n-layers", int),
+    ("max-len", int),
+    ("dropout", float),
+]
 
 
 def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    return {"train": _train, "generate": _generate, "export": _export}[args.command](args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m minitransformer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_options(sub.add_parser("train", help="train a model from a preset"))
+    _add_generate_options(
+        sub.add_parser("generate", help="generate text from a bundled model or a checkpoint")
+    )
+    export = sub.add_parser(
+        "export", help="copy a checkpoint's weights, tokenizer and metrics without training state"
+    )
+    export.add_argument("source")
+    export.add_argument("target")
+    export.add_argument("--half", action="store_true", help="store weights in float16")
+    return parser
 
-    train = sub.add_parser("train", help="train a model from a preset")
+
+def _add_train_options(train: argparse.ArgumentParser):
     train.add_argument("--preset", required=True, choices=sorted(presets.PRESETS))
     train.add_argument("--out", help="checkpoint path (.safetensors); written at every evaluation")
     train.add_argument("--best-out", help="also keep the checkpoint with the lowest validation loss here")
     train.add_argument("--resume", help="continue the run saved in this checkpoint")
     train.add_argument("--init-from", help="fine-tune: start from this checkpoint or bundled model name")
     train.add_argument("--freeze-layers", type=int, default=0, help="fine-tune: freeze the first N blocks")
-    for name, kind in [
-        ("steps", int),
-        ("lr", float),
-        ("warmup-steps", int),
-        ("eval-interval", int),
-        ("eval-batches", int),
-        ("grad-accum", int),
-        ("seed", int),
-        ("batch-size", int),
-        ("d-model", int),
-        ("n-heads", int),
-        ("n-layers", int),
-        ("max-len", int),
-        ("dropout", float),
-    ]:
+    for name, kind in NUMBER_OPTIONS:
         train.add_argument(f"--{name}", type=kind)
     train.add_argument("--precision", choices=["float32", "bfloat16", "float16"], help="float16 needs CUDA")
     train.add_argument("--compile", action="store_true", help="torch.compile the model for training")
@@ -59,7 +84,8 @@ def main(argv=None) -> int:
     )
     train.add_argument("--no-progress", action="store_true")
 
-    gen = sub.add_parser("generate", help="generate text from a bundled model or a checkpoint")
+
+def _add_generate_options(gen: argparse.ArgumentParser):
     gen.add_argument("--model", default="shakespeare-char", help="bundled name or checkpoint path")
     gen.add_argument("--prompt", default="\n")
     gen.add_argument("--max-new-tokens", type=int, default=200)
@@ -70,20 +96,8 @@ def main(argv=None) -> int:
     gen.add_argument("--num-beams", type=int, default=1)
     gen.add_argument("--seed", type=int, default=0)
 
-    export = sub.add_parser(
-        "export", help="copy a checkpoint's weights, tokenizer and metrics without training state"
-    )
-    export.add_argument("source")
-    export.add_argument("target")
-    export.add_argument("--half", action="store_true", help="store weights in float16")
-
-    args = parser.parse_args(argv)
-    return {"train": _train, "generate": _generate, "export": _export}[args.command](args)
-
 
 def _export(args) -> int:
-    from .checkpoints import load_checkpoint, save_checkpoint
-
     model, tokenizer, state = load_checkpoint(args.source, return_state=True)
     metrics = state["metrics"] | {"step": state["training"].get("step")}
     save_checkpoint(
@@ -94,50 +108,19 @@ def _export(args) -> int:
 
 
 def _train(args) -> int:
-    model_over = {
-        k: v
-        for k, v in dict(
-            d_model=args.d_model,
-            n_heads=args.n_heads,
-            n_layers=args.n_layers,
-            max_len=args.max_len,
-            dropout=args.dropout,
-        ).items()
-        if v is not None
-    }
     # the same command line builds the same initial weights (in every process, under torchrun)
     torch.manual_seed(TrainConfig.seed if args.seed is None else args.seed)
     # --batch-size is per process; the task draws the global batch and the trainer splits it
     per_process = args.batch_size or presets.PRESETS[args.preset].batch_size
+    overrides = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
     model, tokenizer, task, cfg = presets.build(
-        args.preset, model_over, None, per_process * distributed.world_size(), corpus=args.corpus
+        args.preset, overrides, None, per_process * distributed.world_size(), corpus=args.corpus
     )
-    cfg = presets.replace_train(
-        cfg,
-        steps=args.steps,
-        lr=args.lr,
-        warmup_steps=args.warmup_steps,
-        eval_interval=args.eval_interval,
-        eval_batches=args.eval_batches,
-        grad_accum=args.grad_accum,
-        seed=args.seed,
-        precision=args.precision,
-        compile=args.compile or None,
-        device=args.device,
-        checkpoint_path=args.out,
-        best_path=args.best_out,
-        progress=False if args.no_progress else None,
-    )
-    if args.resume:
-        trainer = Trainer.resume(args.resume, task, cfg)
-    else:
-        if args.init_from:
-            model = presets.init_from(args.init_from, model, tokenizer, args.freeze_layers)
-        trainer = Trainer(model, task, cfg, tokenizer)
+    trainer = _trainer(args, model, tokenizer, task, _train_config(args, cfg))
     log(
         f"training {args.preset}: {type(trainer.model).__name__} with {trainer.model.num_parameters():,} "
         f"parameters, {_settings(trainer.model.config, trainer.cfg)}; {distributed.world_size()} process(es), "
-        f"global batch {per_process * distributed.world_size() * cfg.grad_accum}",
+        f"global batch {per_process * distributed.world_size() * trainer.cfg.grad_accum}",
         file=sys.stderr,
     )
     start = time.perf_counter()
@@ -147,19 +130,31 @@ def _train(args) -> int:
     # under torchrun: wait for rank 0's last checkpoint, then leave the group. (After an error we
     # just exit: torchrun then stops the other processes.)
     distributed.cleanup()
+    run = {"preset": args.preset, "steps": trainer.step, "seconds": round(time.perf_counter() - start, 1)}
     final = {k: round(v, 4) for k, v in history[-1].items() if k.startswith("val_")}
-    log(
-        json.dumps(
-            {
-                "preset": args.preset,
-                "steps": trainer.step,
-                "seconds": round(time.perf_counter() - start, 1),
-                "threads": torch.get_num_threads(),
-                **final,
-            }
-        )
-    )
+    log(json.dumps(run | {"threads": torch.get_num_threads()} | final))
     return 0
+
+
+def _train_config(args, cfg: TrainConfig) -> TrainConfig:
+    """The preset's TrainConfig with the options given on the command line (None = keep the preset's)."""
+    changes = {k: getattr(args, k) for k in TRAIN_OPTIONS}
+    changes |= {
+        "compile": args.compile or None,
+        "checkpoint_path": args.out,
+        "best_path": args.best_out,
+        "progress": False if args.no_progress else None,
+    }
+    return presets.replace_train(cfg, **changes)
+
+
+def _trainer(args, model, tokenizer, task, cfg: TrainConfig) -> Trainer:
+    """A new run, a fine-tuning run (--init-from) or the continuation of a saved one (--resume)."""
+    if args.resume:
+        return Trainer.resume(args.resume, task, cfg)
+    if args.init_from:
+        model = presets.init_from(args.init_from, model, tokenizer, args.freeze_layers)
+    return Trainer(model, task, cfg, tokenizer)
 
 
 def log(*args, **kwargs):
@@ -170,15 +165,12 @@ def log(*args, **kwargs):
 
 def _settings(config, cfg) -> str:
     """The settings this run really uses (the preset's, with the command line's overrides)."""
-    model = {k: getattr(config, k) for k in ("d_model", "n_heads", "n_layers", "max_len", "dropout")}
+    model = {k: getattr(config, k) for k in MODEL_OPTIONS}
     train = {k: getattr(cfg, k) for k in ("steps", "lr", "warmup_steps", "precision")}
     return ", ".join(f"{k}={v}" for k, v in (model | train).items())
 
 
 def _generate(args) -> int:
-    from .generation import generate
-    from .pretrained import load_model
-
     model, tokenizer = load_model(args.model)
     ids = torch.tensor([tokenizer.encode(args.prompt)])
     out = generate(

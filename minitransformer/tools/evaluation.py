@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from .data import clm_batch, pad_batch
-from .generation import generate
-from .objectives import clm_loss, mask_tokens, masked_accuracy
+from ..data import clm_batch, pad_batch
+from ..generation import generate
+from ..objectives import clm_loss, mask_tokens, masked_accuracy
 
 
 @torch.inference_mode()

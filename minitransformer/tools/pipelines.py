@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from .generation import generate
-from .models import GPT, MaskedLM, Seq2SeqTransformer
+from ..generation import generate
+from ..models import GPT, MaskedLM, Seq2SeqTransformer
 from .pretrained import load_model
 
 TASKS = {"text-generation": GPT, "fill-mask": MaskedLM, "text2text-generation": Seq2SeqTransformer}

@@ -2,7 +2,7 @@
 
 `python -m minitransformer train --preset shakespeare-char` runs one of these; options given
 on the command line (steps, sizes, precision...) override the preset's values. Each preset
-builds its tokenizer, model, task and TrainConfig, and says how the result is scored.
+builds its tokenizer, model, training task and TrainConfig, and says how the result is scored.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .config import TransformerConfig
-from .data import ascii_tokenizer, date_splits, load_text, seq2seq_tokenizer, train_val_split
-from .models import GPT, MaskedLM, Seq2SeqTransformer
-from .tasks import CausalLMTask, MaskedLMTask, Seq2SeqTask
-from .training import TrainConfig
+from ..config import TransformerConfig
+from ..data import ascii_tokenizer, date_splits, load_text, seq2seq_tokenizer, train_val_split
+from ..models import GPT, MaskedLM, Seq2SeqTransformer
+from ..training import TrainConfig
+from .pretrained import load_model
+from .training_tasks import CausalLMTask, MaskedLMTask, Seq2SeqTask
 
 
 @dataclass
@@ -119,8 +120,6 @@ def init_from(source, model, tokenizer, freeze_layers: int = 0):
     `model` must have the same architecture (its dropout may differ); with freeze_layers > 0 the
     embeddings and the first `freeze_layers` blocks stay fixed. Returns `model`, in training mode.
     """
-    from .pretrained import load_model
-
     pretrained, pre_tokenizer = load_model(source)
     if type(pretrained) is not type(model):
         raise ValueError(

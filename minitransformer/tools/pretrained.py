@@ -2,9 +2,9 @@
 
     model, tokenizer = mt.load_pretrained("shakespeare-char")
 
-Each model was trained with the package's own command line; `MODEL_CARDS.md` beside this file
-records the exact command, the time, the hardware and the final metrics, and
-tests/test_pretrained.py re-scores every model on held-out data.
+The files live in the data folder minitransformer/pretrained/. Each model was trained with the
+package's own command line; `MODEL_CARDS.md` beside the files records the exact command, the time,
+the hardware and the final metrics, and tests/test_pretrained.py re-scores every model on held-out data.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from ..checkpoints import load_checkpoint
+from ..training.checkpoints import load_checkpoint
 
 PRETRAINED = {
     "shakespeare-char": "GPT, character-level, trained on Tiny Shakespeare (causal LM)",
@@ -25,7 +25,8 @@ def pretrained_path(name: str) -> Path:
     if name not in PRETRAINED:
         known = "\n".join(f"  {k}: {v}" for k, v in PRETRAINED.items())
         raise ValueError(f"unknown pretrained model {name!r}; the bundled models are:\n{known}")
-    path = Path(str(resources.files(__name__) / f"{name}.safetensors"))
+    # importlib.resources finds the data folder inside the installed package, wherever it lives
+    path = Path(str(resources.files("minitransformer") / "pretrained" / f"{name}.safetensors"))
     if not path.exists():
         raise FileNotFoundError(
             f"the bundled file for {name!r} is missing from the installation ({path.name})"

@@ -1,6 +1,6 @@
 """Training tasks: where batches come from and how a batch becomes a loss.
 
-The trainer (training.py) is the same loop for every model; a task supplies the two things
+The trainer (training/trainer.py) is the same loop for every model; a task supplies the two things
 that differ between pre-training objectives:
 - `batch(split, generator)`: a dict of tensors for "train" or "val";
 - `loss(model, batch)`: (scalar loss, dict of extra metrics).
@@ -16,8 +16,8 @@ import random
 
 import torch
 
-from .data import clm_batch, mlm_windows, seq2seq_batch
-from .objectives import clm_loss, mask_tokens, masked_accuracy, mlm_loss, seq2seq_loss
+from ..data import clm_batch, mlm_windows, seq2seq_batch
+from ..objectives import clm_loss, mask_tokens, masked_accuracy, mlm_loss, seq2seq_loss
 
 
 class CausalLMTask:

@@ -11,7 +11,7 @@ checkpoint passed around a class must not be able to do that. safetensors files 
 tensors and strings. Why one file? It can be written to a temporary name and renamed into
 place in one atomic step, so a save interrupted halfway never damages the previous checkpoint.
 
-Used by the trainer, the command line and `load_pretrained`; notebook 06 shows a save and load.
+Used by the trainer, the command line and `load_pretrained` (tools/); notebook 06 shows a save and load.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import TransformerConfig
-from .errors import CheckpointError, describe
-from .models import GPT, MaskedLM, Seq2SeqTransformer
-from .tokenizers import tokenizer_from_dict
+from ..config import TransformerConfig
+from ..errors import CheckpointError, describe
+from ..models import GPT, MaskedLM, Seq2SeqTransformer
+from ..tokenizers import tokenizer_from_dict
+from .tying import tied_weights
 
 FORMAT = "minitransformer-checkpoint"
 FORMAT_VERSION = 1
@@ -161,8 +162,6 @@ def _read(path: Path, map_location, header_only=False):
         )
     _check_looks_like_safetensors(path)
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         tensors = {} if header_only else load_file(str(path), device=str(map_location))
@@ -194,16 +193,15 @@ def _check_looks_like_safetensors(path: Path):
 
 def _load_weights(model, weights, path):
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    tied = {k for k in missing if _is_tied(model, k)}
-    if set(missing) - tied or unexpected:
+    missing = set(missing)
+    for names in tied_weights(model):  # the file holds a tied tensor once: one name loaded fills all
+        if not set(names) <= missing:
+            missing -= set(names)
+    if missing or unexpected:
         raise CheckpointError(
             f"{str(path)!r} does not fit a {type(model).__name__} with its config: missing "
-            f"{sorted(set(missing) - tied)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
         )
-
-
-def _is_tied(model, key) -> bool:
-    return key == "lm_head.weight" and model.lm_head.weight is model.embed.tokens.weight
 
 
 def _optimizer_state(tensors, meta):

@@ -14,7 +14,7 @@ plus MASTER_ADDR / MASTER_PORT, where rank 0 listens. Every copy then
 so N processes with b rows each train exactly like one process with N*b rows. Only rank 0 prints
 and writes checkpoints (their weights are identical). Without torchrun's variables every helper
 answers for a single process: rank 0 of a world of 1, and barrier() and cleanup() do nothing.
-The trainer (training.py) calls these helpers; docs/multi_node.md shows the launch commands.
+The trainer (trainer.py) calls these helpers; docs/multi_node.md shows the launch commands.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 

@@ -1,20 +1,9 @@
-"""One readable training loop for every model and objective.
+"""The Trainer: one readable loop for every model and objective (see __init__.py for the outline).
 
-    for each step:  lr = schedule(step)                  linear warmup, then cosine decay
-                    loss = task.loss(model, batch)       CLM, MLM or seq2seq (tasks.py)
-                    loss.backward(); clip gradients; AdamW step
+    trainer = Trainer(model, task, TrainConfig(...), tokenizer); trainer.fit(); trainer.history
 
-AdamW decays only the weight matrices of linear layers: biases, LayerNorm gains and
-embeddings are left alone (decaying them only hurts). Every `eval_interval` steps the
-validation loss is estimated on fixed batches and, if a path is set, a checkpoint is written
-(atomically, see checkpoints.py) with everything needed to resume bit-for-bit on the CPU.
-
-Notebooks read `trainer.history` (a list of dicts) to plot the loss as it falls.
-
-The same loop scales out: under `torchrun --nproc_per_node=N` each process trains on its own
-slice of every batch and DistributedDataParallel averages the gradients (distributed.py; the
-helpers do nothing in a single process). Optional speed-ups: `compile=True` (torch.compile) and
-mixed precision, bfloat16 anywhere it is supported or float16 on CUDA with a gradient scaler.
+A task (tools/training_tasks.py, or any object with the same two methods) supplies what differs
+between objectives: `batch(split, generator)` and `loss(model, batch) -> (loss, metrics)`.
 """
 
 from __future__ import annotations
@@ -22,108 +11,17 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError, TrainingDivergedError
 from . import distributed
 from .checkpoints import load_checkpoint, save_checkpoint
-from .errors import ConfigError, TrainingDivergedError
-from .positional import LearnedPositionalEmbedding
-
-PRECISIONS = ("float32", "bfloat16", "float16")
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 2000
-    lr: float = 1e-3
-    min_lr: float | None = None  # end of the cosine; None means lr / 10
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float | None = 1.0
-    grad_accum: int = 1  # micro-batches per optimizer step: emulate a larger batch on a small machine
-    eval_interval: int = 250
-    eval_batches: int = 20
-    seed: int = 1337
-    device: str = "auto"  # "auto" picks cuda, then mps, then cpu
-    precision: str = "float32"  # "bfloat16" (autocast; fast on CPUs with bf16 matmul); "float16" on CUDA
-    compile: bool = False  # torch.compile the model for training: slow to start, faster steps
-    checkpoint_path: str | None = None  # the latest state, written at every evaluation (for resuming)
-    best_path: str | None = None  # also keep the weights with the lowest validation loss here
-    progress: bool = True
-
-    def __post_init__(self):
-        for name in ("steps", "eval_interval", "eval_batches", "grad_accum"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """ "auto" -> cuda if available, else mps, else cpu; anything else is passed to torch.device."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'mps' or similar, got {device!r}") from None
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to cfg.lr over warmup_steps, then cosine decay to min_lr at cfg.steps."""
-    min_lr = cfg.lr / 10 if cfg.min_lr is None else cfg.min_lr
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return min_lr + 0.5 * (cfg.lr - min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def adamw(params, **settings) -> torch.optim.AdamW:
-    """AdamW as one fused kernel where this torch has it for these parameters (CPU and CUDA since
-    torch 2.4), else the multi-tensor (foreach) version. Same update rule; on a 2-core CPU the step
-    took 0.9 ms instead of 2.5 on the benchmark's small shape, 8 ms instead of 37 on its large one."""
-    params = list(params)  # tensors or param-group dicts; each try gets its own copies of the dicts
-    fresh = lambda: [dict(p) if isinstance(p, dict) else p for p in params]
-    try:
-        return torch.optim.AdamW(fresh(), fused=True, **settings)
-    except (RuntimeError, ValueError):  # an older torch, or a device without the fused kernel
-        return torch.optim.AdamW(fresh(), foreach=True, **settings)
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on linear weight matrices only; biases, norms and embeddings get none."""
-    decay, no_decay, seen = [], [], set()
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if id(p) in seen or not p.requires_grad:
-                continue
-            seen.add(id(p))
-            is_matrix = isinstance(module, nn.Linear) and name == "weight"
-            is_embedding = isinstance(module, (nn.Embedding, LearnedPositionalEmbedding))
-            (decay if is_matrix and not is_embedding and not _is_tied(model, p) else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _is_tied(model, p) -> bool:
-    embed = getattr(getattr(model, "embed", None), "tokens", None)
-    return embed is not None and p is embed.weight
+from .config import TrainConfig, pick_device
+from .optim import adamw, lr_at, param_groups
 
 
 class Trainer:
@@ -137,12 +35,10 @@ class Trainer:
             raise ConfigError(
                 f"float16 needs a CUDA GPU; use bfloat16 on CPU (training on {self.device.type} here)"
             )
-        self.model, self.task, self.tokenizer, self.callback = (
-            model.to(self.device),  # the plain model: evaluation and checkpoints use it
-            task,
-            tokenizer,
-            callback,
-        )
+        self.model = model.to(self.device)  # the plain model: evaluation and checkpoints use it
+        self.task = task
+        self.tokenizer = tokenizer
+        self.callback = callback  # called with the trainer after every step (e.g. viz.LivePlot)
         self.train_model = distributed.wrap(self.model, self.device)  # DDP under torchrun, else the model
         if self.cfg.compile:
             self.train_model = torch.compile(self.train_model)
@@ -224,12 +120,7 @@ class Trainer:
                 with self._autocast():
                     loss, _ = self.task.loss(self.train_model, batch)
                 mean_loss = distributed.average(loss.item())  # over processes: all stop together
-                if not math.isfinite(mean_loss):
-                    raise TrainingDivergedError(
-                        f"the loss became {mean_loss} at step {self.step + 1} (lr={lr_at(self.step, self.cfg):.2e}); "
-                        f"try a smaller lr (now {self.cfg.lr}) or more warmup_steps. The last checkpoint "
-                        f"({self.cfg.checkpoint_path or 'none set'}) is unchanged."
-                    )
+                self._check_finite(mean_loss)
                 self.scaler.scale(loss / accum).backward()
             total += mean_loss / accum
         if self.cfg.grad_clip is not None:
@@ -239,6 +130,14 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return total
+
+    def _check_finite(self, loss: float):
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"the loss became {loss} at step {self.step + 1} (lr={lr_at(self.step, self.cfg):.2e}); "
+                f"try a smaller lr (now {self.cfg.lr}) or more warmup_steps. The last checkpoint "
+                f"({self.cfg.checkpoint_path or 'none set'}) is unchanged."
+            )
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -258,6 +157,7 @@ class Trainer:
         }
 
     def save(self, path, dtype=None):
+        """Write a checkpoint with everything needed to resume this run (from rank 0 only)."""
         if not distributed.is_main():  # every process holds the same weights; rank 0 writes them
             return
         training = {
