@@ -29,7 +29,7 @@ def _kernels():
 
     return {
         "reference": lambda q, k, v: attention_reference(q, k, v, is_causal=True)[0],
-        "fast": lambda q, k, v: attention_fast(q, k, v, is_causal=True),
+        "fast": lambda q, k, v: attention_fast(q, k, v, is_causal=True)[0],
         "torch SDPA": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
     }
 

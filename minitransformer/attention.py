@@ -2,10 +2,10 @@
 
     Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V                      ("Attention Is All You Need", eq. 1)
 
-Two paths compute the same thing:
+Two paths compute the same thing, and return (output, weights):
 - the *reference* path writes the formula out (scores, scaling, masking, softmax) and returns the
   attention weights, which the notebooks draw;
-- the *fast* path calls PyTorch's fused `F.scaled_dot_product_attention` and returns no weights.
+- the *fast* path calls PyTorch's fused `F.scaled_dot_product_attention` and returns weights=None.
 tests/test_attention.py keeps them equal. Masks are bool, True = may attend (see masks.py).
 
 Letters: B batch, H heads, Tq queries, Tk keys, D = d_head, C = d_model.
@@ -21,11 +21,43 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .checks import checked
 from .errors import ShapeError, describe
+from .kv_cache import KVCache
 from .masks import causal_mask
 from .positional import apply_rotary
 
+__all__ = ["KVCache", "MultiHeadAttention", "attention_fast", "attention_reference", "scaled_dot_product_attention"]
 
+
+def _check_qkv(args):
+    q, k, v, mask = args["q"], args["k"], args["v"], args["mask"]
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {describe(t)}")
+        if t.dim() < 2:
+            raise ShapeError(f"{name} must have shape (..., seq_len, d_head), got {tuple(t.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ShapeError(f"q and k must share their last (d_head) axis, got {tuple(q.shape)} and {tuple(k.shape)}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ShapeError(f"k and v must have the same number of keys, got {tuple(k.shape)} and {tuple(v.shape)}")
+    if mask is not None:
+        _check_mask(mask, want=(*q.shape[:-1], k.shape[-2]))
+
+
+def _check_mask(mask, want):
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(
+            f"mask must be a bool tensor (True = may attend), got {describe(mask)}; "
+            "a 0/1 mask converts with mask.bool()"
+        )
+    try:
+        torch.broadcast_shapes(mask.shape, want)
+    except RuntimeError:
+        raise ShapeError(f"mask of shape {tuple(mask.shape)} does not broadcast to (..., Tq, Tk) = {want}") from None
+
+
+@checked(_check_qkv)
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, *, need_weights=True, is_causal=False):
     """softmax(q kᵀ / √D) v, returning (output, weights).
 
@@ -36,10 +68,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, *, need_weig
     Returns output (B, H, Tq, Dv) and weights (B, H, Tq, Tk), whose rows sum to 1; a query that may
     attend to no key at all gets zero weights and a zero output (PyTorch's fused kernel agrees).
     """
-    _check_qkv(q, k, v, mask)
-    if need_weights:
-        return attention_reference(q, k, v, mask, dropout_p, is_causal=is_causal)
-    return attention_fast(q, k, v, mask, dropout_p, is_causal=is_causal), None
+    attend = attention_reference if need_weights else attention_fast
+    return attend(q, k, v, mask, dropout_p, is_causal=is_causal)
 
 
 def attention_reference(q, k, v, mask=None, dropout_p=0.0, *, is_causal=False):
@@ -62,104 +92,19 @@ def attention_reference(q, k, v, mask=None, dropout_p=0.0, *, is_causal=False):
 
 
 def attention_fast(q, k, v, mask=None, dropout_p=0.0, *, is_causal=False):
-    """The same contract through PyTorch's fused kernel; returns only the output."""
+    """The same contract through PyTorch's fused kernel, which computes no weights: (output, None)."""
     t_q, t_k = q.shape[-2], k.shape[-2]
-    if is_causal and mask is None and t_q == t_k:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-    if is_causal and t_q > 1:  # a single newest query sees every key: no mask needed
-        mask = _with_causal(mask, t_q, t_k, q.device)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    if is_causal and (mask is not None or t_q != t_k):  # the kernel's causal mask is top-left aligned
+        if t_q > 1:  # a single newest query sees every key: no mask needed
+            mask = _with_causal(mask, t_q, t_k, q.device)
+        is_causal = False
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+    return out, None
 
 
 def _with_causal(mask, t_q, t_k, device):
     causal = causal_mask(t_q, t_k, device=device)
     return causal if mask is None else mask & causal
-
-
-def _check_qkv(q, k, v, mask):
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {describe(t)}")
-        if t.dim() < 2:
-            raise ShapeError(f"{name} must have shape (..., seq_len, d_head), got {tuple(t.shape)}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ShapeError(
-            f"q and k must share their last (d_head) axis, got {tuple(q.shape)} and {tuple(k.shape)}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ShapeError(
-            f"k and v must have the same number of keys, got {tuple(k.shape)} and {tuple(v.shape)}"
-        )
-    if mask is None:
-        return
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError(
-            f"mask must be a bool tensor (True = may attend), got {describe(mask)}; "
-            "a 0/1 mask converts with mask.bool()"
-        )
-    want = (*q.shape[:-1], k.shape[-2])
-    try:
-        torch.broadcast_shapes(mask.shape, want)
-    except RuntimeError:
-        raise ShapeError(
-            f"mask of shape {tuple(mask.shape)} does not broadcast to (..., Tq, Tk) = {want}"
-        ) from None
-
-
-class KVCache:
-    """The keys and values of the tokens seen so far, for one attention layer.
-
-    Decoding one token at a time, each new token's query needs the keys and values of *all*
-    earlier tokens. Recomputing them costs O(T) per step (O(T²) in all); keeping them here makes
-    each step O(1) in projections. Storage is allocated once, for max_len positions, on first use.
-    """
-
-    def __init__(self, max_len: int):
-        self.max_len = max_len
-        self.length = 0
-        self._k = self._v = None  # (B, H, max_len, D) once allocated
-        self._spare = None  # a second (keys, values) buffer for `reorder`, allocated by its first call
-
-    def append(self, k, v):
-        """Store k, v of shape (B, H, T, D); return all keys and values so far, (B, H, length, D)."""
-        t = k.shape[-2]
-        if self.length + t > self.max_len:
-            raise ShapeError(f"KV cache full: {self.length} + {t} tokens exceed max_len={self.max_len}")
-        if self._k is None:
-            shape = (*k.shape[:-2], self.max_len, k.shape[-1])
-            self._k = k.new_empty(shape)
-            self._v = v.new_empty((*v.shape[:-2], self.max_len, v.shape[-1]))
-        self._k.narrow(-2, self.length, t).copy_(k)  # positions length .. length + t
-        self._v.narrow(-2, self.length, t).copy_(v)
-        self.length += t
-        return self.keys, self.values
-
-    @property
-    def keys(self):
-        return self._k.narrow(-2, 0, self.length)  # (B, H, length, D), a view
-
-    @property
-    def values(self):
-        return self._v.narrow(-2, 0, self.length)
-
-    def reorder(self, index: torch.Tensor):
-        """Keep batch rows `index` (beam search: each surviving beam takes its parent's cache).
-
-        Beam search calls this once per step, and its cost grows with the cached length, so it
-        copies only the filled part, gathering it in one pass into a second buffer that then
-        takes the first one's place (gathering in place would need a temporary copy: 3x slower).
-        """
-        if self._k is None:
-            return
-        if self._spare is None:
-            self._spare = torch.empty_like(self._k), torch.empty_like(self._v)
-        n = self.length
-        for old, new in zip((self._k, self._v), self._spare):
-            torch.index_select(old.narrow(-2, 0, n), 0, index, out=new.narrow(-2, 0, n))
-        (self._k, self._v), self._spare = self._spare, (self._k, self._v)
-
-    def __repr__(self):
-        return f"KVCache(length={self.length}, max_len={self.max_len})"
 
 
 class MultiHeadAttention(nn.Module):
@@ -168,6 +113,7 @@ class MultiHeadAttention(nn.Module):
         head_i = Attention(x W_q_i, m W_k_i, m W_v_i)       MultiHead = Concat(head_1..head_H) W_o
 
     Self-attention when `memory` is None (m = x); cross-attention otherwise (m = the encoder output).
+    The heads' outputs are concatenated, then projected by W_o: not summed.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, attn_impl="fast"):
@@ -180,9 +126,7 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
 
-    def forward(
-        self, x, memory=None, mask=None, *, cache=None, rotary=None, need_weights=False, is_causal=False
-    ):
+    def forward(self, x, memory=None, mask=None, *, cache=None, rotary=None, need_weights=False, is_causal=False):
         """x: (B, Tq, C); memory: (B, Tk, C) or None; mask: bool, broadcastable to (B, H, Tq, Tk).
 
         cache: a KVCache to extend (self-attention) or to fill once and reuse (cross-attention).
@@ -200,13 +144,27 @@ class MultiHeadAttention(nn.Module):
                 q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
             if cache is not None:
                 k, v = cache.append(k, v)  # (B, H, past + Tk, D)
-        need_weights = need_weights or self.attn_impl == "reference"
+        # The reference path always runs when asked for: the fused kernel computes no weights.
+        attend = attention_reference if need_weights or self.attn_impl == "reference" else attention_fast
         dropout_p = self.dropout if self.training else 0.0
-        out, weights = scaled_dot_product_attention(
-            q, k, v, mask, dropout_p, need_weights=need_weights, is_causal=is_causal
-        )
+        out, weights = attend(q, k, v, mask, dropout_p, is_causal=is_causal)
         out = rearrange(out, "b h t d -> b t (h d)")  # (B, Tq, C): heads concatenated
         return self.w_o(out), weights
+
+    def step(self, x, cache: KVCache, mask=None, rotary=None):
+        """`forward` for one new position of causal self-attention, as plain tensor functions.
+
+        Decoding calls this once per layer and token, where module calls and einops parsing cost more
+        than the arithmetic. x: (B, 1, C); mask: (B, 1, 1, L) bool or None -> (B, 1, C).
+        """
+        B, T, C = x.shape
+        q, k, v = (F.linear(x, w.weight, w.bias).view(B, T, self.n_heads, -1).transpose(1, 2)
+                   for w in (self.w_q, self.w_k, self.w_v))  # each (B, H, 1, D)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        k, v = cache.append(k, v)  # (B, H, L, D): every position so far
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, 1, D)
+        return F.linear(out.transpose(1, 2).reshape(B, T, C), self.w_o.weight, self.w_o.bias)
 
     def _split_heads(self, x):
         return rearrange(x, "b t (h d) -> b h t d", h=self.n_heads)

@@ -1,14 +1,16 @@
 """The blocks a Transformer is stacked from: feed-forward net, encoder layer, decoder layer.
 
 Each sub-layer (attention, feed-forward) is wrapped in a residual connection and a LayerNorm,
-in one of two orders:
+in one of two orders, written once in `residual`:
 - post-LN (the 2017 paper):  x = LayerNorm(x + Sublayer(x))
 - pre-LN  (GPT-2 onwards):   x = x + Sublayer(LayerNorm(x))   - trains more stably when deep.
 `norm_first=True` picks pre-LN, as in `torch.nn.TransformerEncoderLayer`, which these layers
 equal numerically (tests/test_layers.py).
 
 A GPT block is an `EncoderLayer` run with a causal mask: "decoder-only" models have no
-cross-attention, so their blocks are encoder layers that may not look ahead.
+cross-attention, so their blocks are encoder layers that may not look ahead. `step` methods are
+the same computation for one new token during decoding, without module calls (see
+`MultiHeadAttention.step`); tests/test_gpt_step.py keeps them equal to `forward`.
 
 Used by the models; notebook 04 builds them up.
 """
@@ -21,11 +23,28 @@ from torch import nn
 from .attention import MultiHeadAttention
 from .config import TransformerConfig
 
-_ACTIVATIONS = {
+ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's "gelu_new"
 }
+
+
+def residual(x, sublayer, norm, norm_first: bool, dropout=None):
+    """One sub-layer with its residual connection and LayerNorm; sublayer(h) returns (out, extra).
+
+    Returns (new x, extra): extra is what the sub-layer reports besides its output (attention
+    weights), or None.
+    """
+    out, extra = sublayer(norm(x) if norm_first else x)
+    if dropout is not None:
+        out = dropout(out)
+    return (x + out, extra) if norm_first else (norm(x + out), extra)
+
+
+def make_norm(cfg: TransformerConfig) -> nn.LayerNorm:
+    """The one LayerNorm every layer and model uses."""
+    return nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
 
 
 class FeedForward(nn.Module):
@@ -39,7 +58,12 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        return self.linear2(self.dropout(_ACTIVATIONS[self.activation](self.linear1(x))))
+        return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))
+
+    def step(self, x):
+        """`forward` without module calls, for decoding (no dropout: eval mode)."""
+        hidden = ACTIVATIONS[self.activation](F.linear(x, self.linear1.weight, self.linear1.bias))
+        return F.linear(hidden, self.linear2.weight, self.linear2.bias)
 
     def extra_repr(self):
         return f"activation={self.activation!r}"
@@ -49,12 +73,12 @@ def _attention(cfg: TransformerConfig) -> MultiHeadAttention:
     return MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout, cfg.bias, cfg.attn_impl)
 
 
-def _norm(cfg: TransformerConfig) -> nn.LayerNorm:
-    return nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
-
-
 def _ffn(cfg: TransformerConfig) -> FeedForward:
     return FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout, cfg.activation, cfg.bias)
+
+
+def _no_extra(fn):
+    return lambda h: (fn(h), None)
 
 
 class EncoderLayer(nn.Module):
@@ -64,27 +88,24 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.norm_first = cfg.norm_first
         self.self_attn, self.ffn = _attention(cfg), _ffn(cfg)
-        self.norm1, self.norm2 = _norm(cfg), _norm(cfg)
+        self.norm1, self.norm2 = make_norm(cfg), make_norm(cfg)
         self.dropout1, self.dropout2 = nn.Dropout(cfg.dropout), nn.Dropout(cfg.dropout)
 
     def forward(self, x, mask=None, *, cache=None, rotary=None, need_weights=False, is_causal=False):
         """x: (B, T, C) -> ((B, T, C), self-attention weights (B, H, T, Tk) or None)."""
-
-        def attend(h):
-            out, w = self.self_attn(
-                h, mask=mask, cache=cache, rotary=rotary, need_weights=need_weights, is_causal=is_causal
-            )
-            return self.dropout1(out), w
-
-        if self.norm_first:
-            out, weights = attend(self.norm1(x))
-            x = x + out
-            x = x + self.dropout2(self.ffn(self.norm2(x)))
-        else:
-            out, weights = attend(x)
-            x = self.norm1(x + out)
-            x = self.norm2(x + self.dropout2(self.ffn(x)))
+        attend = lambda h: self.self_attn(
+            h, mask=mask, cache=cache, rotary=rotary, need_weights=need_weights, is_causal=is_causal
+        )
+        x, weights = residual(x, attend, self.norm1, self.norm_first, self.dropout1)
+        x, _ = residual(x, _no_extra(self.ffn), self.norm2, self.norm_first, self.dropout2)
         return x, weights
+
+    def step(self, x, cache, mask=None, rotary=None):
+        """`forward` for one new position of a causal stack with a KV cache: (B, 1, C) -> (B, 1, C)."""
+        attend = _no_extra(lambda h: self.self_attn.step(h, cache, mask, rotary))
+        x, _ = residual(x, attend, self.norm1.forward, self.norm_first)
+        x, _ = residual(x, _no_extra(self.ffn.step), self.norm2.forward, self.norm_first)
+        return x
 
 
 class DecoderLayer(nn.Module):
@@ -94,21 +115,11 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.norm_first = cfg.norm_first
         self.self_attn, self.cross_attn, self.ffn = _attention(cfg), _attention(cfg), _ffn(cfg)
-        self.norm1, self.norm2, self.norm3 = _norm(cfg), _norm(cfg), _norm(cfg)
+        self.norm1, self.norm2, self.norm3 = make_norm(cfg), make_norm(cfg), make_norm(cfg)
         self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(cfg.dropout) for _ in range(3))
 
-    def forward(
-        self,
-        x,
-        memory,
-        self_mask=None,
-        memory_mask=None,
-        *,
-        cache=None,
-        rotary=None,
-        need_weights=False,
-        is_causal=True,
-    ):
+    def forward(self, x, memory, self_mask=None, memory_mask=None, *, cache=None, rotary=None,
+                need_weights=False, is_causal=True):
         """x: (B, T, C) target side; memory: (B, S, C) encoder output.
 
         self_mask: bool, broadcastable to (B, H, T, T); memory_mask: to (B, H, T, S); True = may attend.
@@ -116,34 +127,13 @@ class DecoderLayer(nn.Module):
         Returns (x (B, T, C), self weights (B, H, T, T) | None, cross weights (B, H, T, S) | None).
         """
         self_cache, cross_cache = cache if cache is not None else (None, None)
-
-        def self_attend(h):
-            out, w = self.self_attn(
-                h,
-                mask=self_mask,
-                cache=self_cache,
-                rotary=rotary,
-                need_weights=need_weights,
-                is_causal=is_causal,
-            )
-            return self.dropout1(out), w
-
-        def cross_attend(h):
-            out, w = self.cross_attn(
-                h, memory, mask=memory_mask, cache=cross_cache, need_weights=need_weights
-            )
-            return self.dropout2(out), w
-
-        if self.norm_first:
-            out, self_w = self_attend(self.norm1(x))
-            x = x + out
-            out, cross_w = cross_attend(self.norm2(x))
-            x = x + out
-            x = x + self.dropout3(self.ffn(self.norm3(x)))
-        else:
-            out, self_w = self_attend(x)
-            x = self.norm1(x + out)
-            out, cross_w = cross_attend(x)
-            x = self.norm2(x + out)
-            x = self.norm3(x + self.dropout3(self.ffn(x)))
-        return x, self_w, cross_w
+        self_attend = lambda h: self.self_attn(
+            h, mask=self_mask, cache=self_cache, rotary=rotary, need_weights=need_weights, is_causal=is_causal
+        )
+        cross_attend = lambda h: self.cross_attn(
+            h, memory, mask=memory_mask, cache=cross_cache, need_weights=need_weights
+        )
+        x, self_weights = residual(x, self_attend, self.norm1, self.norm_first, self.dropout1)
+        x, cross_weights = residual(x, cross_attend, self.norm2, self.norm_first, self.dropout2)
+        x, _ = residual(x, _no_extra(self.ffn), self.norm3, self.norm_first, self.dropout3)
+        return x, self_weights, cross_weights

@@ -14,9 +14,18 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ShapeError, describe
+from . import checks
+from .checks import checked
+from .errors import ShapeError
 
 
+def _queries_are_newest_keys(args):
+    t_q, t_k = args["t_q"], args["t_k"]
+    if t_k is not None and t_q > t_k:
+        raise ShapeError(f"causal_mask needs t_q <= t_k (queries are the newest keys), got t_q={t_q}, t_k={t_k}")
+
+
+@checked(_queries_are_newest_keys)
 def causal_mask(t_q: int, t_k: int | None = None, device=None) -> torch.Tensor:
     """(Tq, Tk) bool: query i may attend to key j when j <= i + (Tk - Tq).
 
@@ -29,19 +38,15 @@ def causal_mask(t_q: int, t_k: int | None = None, device=None) -> torch.Tensor:
             [1, 1, 1]], dtype=torch.int32)
     """
     t_k = t_q if t_k is None else t_k
-    if t_q > t_k:
-        raise ShapeError(
-            f"causal_mask needs t_q <= t_k (queries are the newest keys), got t_q={t_q}, t_k={t_k}"
-        )
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
 
 
+@checked(attention_mask=checks.attention_mask)
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """(B, Tk) with 1 = real token, 0 = padding  ->  (B, 1, 1, Tk) bool, True = may attend.
 
     The two singleton axes broadcast over heads and queries: a padded key is hidden from everyone.
     """
-    check_attention_mask(attention_mask)
     return attention_mask.bool()[:, None, None, :]
 
 
@@ -54,18 +59,9 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
     return result
 
 
-def check_attention_mask(attention_mask, batch_size: int | None = None, length: int | None = None):
-    """Raise a clear error unless `attention_mask` is a (B, T) tensor of 0/1 (or bool) values."""
-    if not isinstance(attention_mask, torch.Tensor):
-        raise TypeError(f"attention_mask must be a tensor of 0/1 values, got {describe(attention_mask)}")
-    if attention_mask.dim() != 2:
-        raise ShapeError(
-            f"attention_mask must have shape (batch, seq_len) with 1 = real token and 0 = padding, "
-            f"got shape {tuple(attention_mask.shape)}"
-        )
-    if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
-        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
-    expected = (batch_size, length)
-    got = tuple(attention_mask.shape)
-    if any(e is not None and e != g for e, g in zip(expected, got, strict=True)):
-        raise ShapeError(f"attention_mask has shape {got}, expected {expected} (batch, total seq_len)")
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding: for mask [0, 0, 1, 1] -> [0, 0, 0, 1] (as Hugging Face does).
+
+    A left-padded prompt then gives its first real token position 0, as if it had no padding.
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)

@@ -17,24 +17,68 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .checks import checked
 from .errors import ShapeError, describe
 
 IGNORE_INDEX = -100
 
 
-def _check_logits_labels(logits, labels, labels_name: str = "labels"):
-    """logits (B, T, V) float and labels (B, T) integer, with matching B and T."""
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
-        raise ShapeError(f"logits must be a (B, T, V) tensor, got {describe(logits)}")
-    if not logits.dtype.is_floating_point:
-        raise TypeError(f"logits must be floating point (unnormalised scores), got {describe(logits)}")
-    if not isinstance(labels, torch.Tensor) or labels.shape != logits.shape[:2]:
+def _smoothing(name, value):
+    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
+def _logits_and(labels_name):
+    """A check for `@checked`: logits (B, T, V) float and labels (B, T) integer, matching in B and T."""
+
+    def check(args):
+        logits, labels = args["logits"], args[labels_name]
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
+            raise ShapeError(f"logits must be a (B, T, V) tensor, got {describe(logits)}")
+        if not logits.dtype.is_floating_point:
+            raise TypeError(f"logits must be floating point (unnormalised scores), got {describe(logits)}")
+        if not isinstance(labels, torch.Tensor) or labels.shape != logits.shape[:2]:
+            raise ShapeError(
+                f"{labels_name} must be a (B, T) tensor matching logits {tuple(logits.shape)}, i.e. shape "
+                f"{tuple(logits.shape[:2])}, got {describe(labels)}"
+            )
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise TypeError(f"{labels_name} must hold integer token ids (or -100), got {describe(labels)}")
+
+    return check
+
+
+def _same_shape_mask(args):
+    input_ids, attention_mask = args["input_ids"], args["attention_mask"]
+    if attention_mask is not None and (
+        not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape
+    ):
         raise ShapeError(
-            f"{labels_name} must be a (B, T) tensor matching logits {tuple(logits.shape)}, i.e. shape "
-            f"{tuple(logits.shape[:2])}, got {describe(labels)}"
+            f"attention_mask must have input_ids' shape {tuple(input_ids.shape)}, got {describe(attention_mask)}"
         )
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise TypeError(f"{labels_name} must hold integer token ids (or -100), got {describe(labels)}")
+
+
+def _shift_inputs(args):
+    input_ids = args["input_ids"]
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[1] < 2:
+        raise ShapeError(f"input_ids must be a (B, T) tensor with T >= 2, got {describe(input_ids)}")
+    _same_shape_mask(args)
+
+
+def _masking_inputs(args):
+    input_ids, tokenizer, p = args["input_ids"], args["tokenizer"], args["mlm_probability"]
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        raise ShapeError(f"input_ids must be a (B, T) tensor of token ids, got {describe(input_ids)}")
+    if getattr(tokenizer, "mask_token_id", None) is None:
+        raise ValueError(
+            "mask_tokens needs a tokenizer with a [MASK] token, got mask_token_id=None; "
+            "build it with special_tokens=('[PAD]', '[UNK]', '[MASK]', ...)"
+        )
+    if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+        raise ValueError(f"mlm_probability must be a number in [0, 1], got {p!r}")
+    _same_shape_mask(args)
+    if tokenizer.vocab_size <= len(tokenizer.special_token_ids):
+        raise ValueError(f"mask_tokens: the tokenizer has no regular tokens (vocab_size={tokenizer.vocab_size})")
 
 
 def _cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, label_smoothing=0.0):
@@ -50,6 +94,7 @@ def _cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, label_smoothing=0.
 # ----------------------------------------------------------------------------- causal LM
 
 
+@checked(_logits_and("targets"))
 def clm_loss(logits, targets, ignore_index: int = IGNORE_INDEX):
     """Mean next-token cross-entropy over positions whose target is not `ignore_index`.
 
@@ -59,10 +104,10 @@ def clm_loss(logits, targets, ignore_index: int = IGNORE_INDEX):
     want the Hugging Face "labels = input_ids" style, split it with `shift_for_clm` first.
     If every target is ignored the mean is over nothing and the result is nan.
     """
-    _check_logits_labels(logits, targets, "targets")
     return _cross_entropy(logits, targets, ignore_index)
 
 
+@checked(_shift_inputs)
 def shift_for_clm(input_ids, attention_mask=None):
     """One (B, T) sequence -> (inputs, labels), both (B, T - 1), for next-token prediction.
 
@@ -71,14 +116,8 @@ def shift_for_clm(input_ids, attention_mask=None):
     inside the loss; we do it once, in the open.) Labels that are padding (attention_mask 0)
     become -100, so a padded batch is scored only on real tokens.
     """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[1] < 2:
-        raise ShapeError(f"input_ids must be a (B, T) tensor with T >= 2, got {describe(input_ids)}")
     labels = input_ids[:, 1:].clone()  # clone: never write into the caller's tensor
     if attention_mask is not None:
-        if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-            raise ShapeError(
-                f"attention_mask must have input_ids' shape {tuple(input_ids.shape)}, got {describe(attention_mask)}"
-            )
         labels[attention_mask[:, 1:] == 0] = IGNORE_INDEX
     return input_ids[:, :-1], labels
 
@@ -86,6 +125,7 @@ def shift_for_clm(input_ids, attention_mask=None):
 # ----------------------------------------------------------------------------- masked LM
 
 
+@checked(_masking_inputs)
 def mask_tokens(input_ids, tokenizer, mlm_probability: float = 0.15, generator=None, attention_mask=None):
     """BERT's corruption: returns (masked_ids, labels), both (B, T), input_ids left untouched.
 
@@ -98,27 +138,8 @@ def mask_tokens(input_ids, tokenizer, mlm_probability: float = 0.15, generator=N
     tokenizer supplies mask_token_id, special_token_ids and vocab_size.
     attention_mask: optional (B, T), 1 = real token, 0 = padding (never selected).
     """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-        raise ShapeError(f"input_ids must be a (B, T) tensor of token ids, got {describe(input_ids)}")
-    if getattr(tokenizer, "mask_token_id", None) is None:
-        raise ValueError(
-            "mask_tokens needs a tokenizer with a [MASK] token, got mask_token_id=None; "
-            "build it with special_tokens=('[PAD]', '[UNK]', '[MASK]', ...)"
-        )
-    if not (isinstance(mlm_probability, (int, float)) and 0.0 <= mlm_probability <= 1.0):
-        raise ValueError(f"mlm_probability must be a number in [0, 1], got {mlm_probability!r}")
-    if attention_mask is not None and (
-        not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape
-    ):
-        raise ShapeError(
-            f"attention_mask must have input_ids' shape {tuple(input_ids.shape)}, got {describe(attention_mask)}"
-        )
     specials = sorted(tokenizer.special_token_ids)
     regular = torch.tensor([i for i in range(tokenizer.vocab_size) if i not in tokenizer.special_token_ids])
-    if len(regular) == 0:
-        raise ValueError(
-            f"mask_tokens: the tokenizer has no regular tokens (vocab_size={tokenizer.vocab_size})"
-        )
 
     # Random draws happen on the CPU, where a default torch.Generator lives; results move back.
     ids = input_ids.detach().cpu().long()
@@ -139,16 +160,16 @@ def mask_tokens(input_ids, tokenizer, mlm_probability: float = 0.15, generator=N
     return masked.to(input_ids.device), labels.to(input_ids.device)
 
 
+@checked(_logits_and("labels"))
 def mlm_loss(logits, labels):
     """Mean cross-entropy over the selected positions (labels != -100). logits (B, T, V), labels (B, T)."""
-    _check_logits_labels(logits, labels)
     return _cross_entropy(logits, labels)
 
 
+@checked(_logits_and("labels"))
 @torch.no_grad()
 def masked_accuracy(logits, labels) -> float:
     """Fraction of selected positions (labels != -100) whose argmax prediction is right; nan if none."""
-    _check_logits_labels(logits, labels)
     keep = labels != IGNORE_INDEX
     if not keep.any():
         return float("nan")
@@ -158,6 +179,7 @@ def masked_accuracy(logits, labels) -> float:
 # ----------------------------------------------------------------------------- seq2seq
 
 
+@checked(_logits_and("labels"), label_smoothing=_smoothing)
 def seq2seq_loss(logits, labels, label_smoothing: float = 0.0, ignore_index: int = IGNORE_INDEX):
     """Teacher-forced cross-entropy for a decoder: logits (B, T, V), labels (B, T).
 
@@ -166,7 +188,4 @@ def seq2seq_loss(logits, labels, label_smoothing: float = 0.0, ignore_index: int
     distribution puts 1 - eps on the right token and spreads eps evenly over all V classes
     (the paper used eps = 0.1): the model is penalised for being over-confident.
     """
-    _check_logits_labels(logits, labels)
-    if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing < 1.0):
-        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
     return _cross_entropy(logits, labels, ignore_index, label_smoothing)

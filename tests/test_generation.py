@@ -4,7 +4,7 @@ The reference is a small randomly initialised GPT-2 (no download) whose weights 
 its logits are spread out: near-ties would make greedy and beam comparisons depend on rounding.
 """
 
-import inspect
+import dataclasses
 import itertools
 import math
 
@@ -401,10 +401,17 @@ def test_next_token_distribution_shows_each_stage():
 # ----------------------------------------------------------------------------- arguments
 
 
-def test_generate_defaults_are_the_settings_defaults():
-    params = inspect.signature(generate).parameters
-    for field in GenerationSettings.__dataclass_fields__.values():
-        assert params[field.name].default == field.default, field.name
+def test_every_setting_is_a_keyword_and_its_default_changes_nothing():
+    model, ids = tiny_gpt(), torch.randint(0, V, (1, 3))
+    defaults = {f.name: f.default for f in dataclasses.fields(GenerationSettings)}
+    assert torch.equal(generate(model, ids, **defaults), generate(model, ids))
+    settings = GenerationSettings(max_new_tokens=5, num_beams=2)
+    assert torch.equal(generate(model, ids, settings=settings), generate(model, ids, max_new_tokens=5, num_beams=2))
+    assert torch.equal(generate(model, ids, settings=settings, num_beams=1), generate(model, ids, max_new_tokens=5))
+    with pytest.raises(TypeError, match="max_new_token"):
+        generate(model, ids, max_new_token=5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.top_p = 0.5
 
 
 BAD = [

@@ -1,4 +1,4 @@
-"""The fast one-token decoding step (models/gpt_step.py) computes what GPT.forward computes."""
+"""The fast one-token decoding step (GPT.step and the blocks' step methods) computes what GPT.forward computes."""
 
 import itertools
 
@@ -7,8 +7,7 @@ import torch
 
 import minitransformer as mt
 from minitransformer.generation import generate
-from minitransformer.models.gpt import causal_positions_from_mask
-from minitransformer.models.gpt_step import GPTStep, can_step
+from minitransformer.masks import positions_from_mask
 
 CONFIGS = [
     dict(norm_first=norm_first, pos_encoding=pos, bias=bias, activation=act)
@@ -40,10 +39,9 @@ def test_step_equals_the_model_forward_with_a_cache(kw):
         ref_cache, fast_cache = model.new_cache(), model.new_cache()
         model(ids[:, :5], cache=ref_cache)
         model(ids[:, :5], cache=fast_cache)
-        step = GPTStep(model)
         for t in range(5, 12):
             want = model(ids[:, t : t + 1], cache=ref_cache)[:, -1]  # (B, V)
-            got = step(ids[:, t : t + 1], torch.full((1, 1), t), None, fast_cache)
+            got = model.step(ids[:, t : t + 1], torch.full((1, 1), t), None, fast_cache)
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
         for ref, fast in zip(ref_cache.layers, fast_cache.layers):
             torch.testing.assert_close(fast.keys, ref.keys)
@@ -58,16 +56,15 @@ def test_step_with_left_padding_equals_the_model(pos):
     mask = torch.ones(3, 10, dtype=torch.long)
     mask[0, :3] = 0
     mask[2, :1] = 0
-    positions = causal_positions_from_mask(mask)
+    positions = positions_from_mask(mask)
     with torch.inference_mode():
         ref_cache, fast_cache = model.new_cache(), model.new_cache()
         for cache in (ref_cache, fast_cache):
             model(ids[:, :4], mask[:, :4], position_ids=positions[:, :4], cache=cache)
-        step = GPTStep(model)
         for t in range(4, 10):
             new, m, p = ids[:, t : t + 1], mask[:, : t + 1], positions[:, t : t + 1]
             want = model(new, m, position_ids=p, cache=ref_cache)[:, -1]
-            torch.testing.assert_close(step(new, p, m, fast_cache), want, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(model.step(new, p, m, fast_cache), want, atol=1e-5, rtol=1e-5)
 
 
 def test_generate_takes_the_fast_step_and_gets_the_tokens_of_the_modules(monkeypatch):
@@ -75,8 +72,8 @@ def test_generate_takes_the_fast_step_and_gets_the_tokens_of_the_modules(monkeyp
     _perturb(model)
     prompt = torch.randint(0, 23, (2, 4))
     calls = []
-    original = GPTStep.__call__
-    monkeypatch.setattr(GPTStep, "__call__", lambda self, *a: calls.append(1) or original(self, *a))
+    original = mt.GPT.step
+    monkeypatch.setattr(mt.GPT, "step", lambda self, *a: calls.append(1) or original(self, *a))
     fast = generate(model, prompt, max_new_tokens=12)
     assert len(calls) == 11  # every new token after the first (the prompt's pass makes the first)
     slow = generate(model, prompt, max_new_tokens=12, use_cache=False)  # the modules, every step
@@ -85,19 +82,20 @@ def test_generate_takes_the_fast_step_and_gets_the_tokens_of_the_modules(monkeyp
 
 def test_forward_hooks_and_the_reference_path_keep_the_modules():
     model = tiny_gpt()
-    assert can_step(model)
+    assert model.new_cache().fast_step
     seen = []
     handle = model.blocks[0].register_forward_hook(lambda module, args, out: seen.append(args[0].shape))
-    assert not can_step(model)
+    assert not model.new_cache().fast_step
     generate(model, torch.zeros(1, 3, dtype=torch.long), max_new_tokens=5)
     assert len(seen) == 5  # the hook saw every step: generate ran the modules
     handle.remove()
-    assert not can_step(tiny_gpt(attn_impl="reference"))
-    assert not can_step(model.train())
+    assert not tiny_gpt(attn_impl="reference").new_cache().fast_step
+    assert not model.train().new_cache().fast_step
+    assert not model.next_token_logits(torch.zeros(1, 3, dtype=torch.long), cache=model.new_cache()).isnan().any()
 
 
 def test_a_weight_change_between_calls_is_seen():
-    """Each generate call stacks the q/k/v weights afresh: a step never outlives the weights."""
+    """The step reads the modules' weights at every call: it never outlives them."""
     model = tiny_gpt()
     _perturb(model)
     prompt = torch.randint(0, 23, (1, 4))

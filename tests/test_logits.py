@@ -398,11 +398,12 @@ def test_invalid_settings_name_the_field(name, value):
     assert repr(value) in str(info.value)
 
 
-def test_settings_changed_after_construction_are_checked_again():
+def test_settings_are_frozen_and_variants_are_checked():
     s = LogitsSettings()
-    s.top_p = 1.5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.top_p = 1.5
     with pytest.raises(ValueError, match="^top_p must"):
-        process_logits(X, IDS, s, do_sample=True)
+        dataclasses.replace(s, top_p=1.5)
 
 
 @pytest.mark.parametrize("name", list(ALL_CALLS))

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minitransformer as mt
-from minitransformer.models.gpt import causal_positions_from_mask
+from minitransformer.masks import positions_from_mask
 
 POS = ["learned", "sinusoidal", "rope", "none"]
 
@@ -47,7 +47,7 @@ def test_gpt_left_padding_invariance(pos):
     ids = torch.randint(0, 23, (1, 6))
     padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
     mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1]])
-    out = model(padded, mask, position_ids=causal_positions_from_mask(mask))
+    out = model(padded, mask, position_ids=positions_from_mask(mask))
     torch.testing.assert_close(out[:, 3:], model(ids), atol=1e-5, rtol=1e-5)
 
 
@@ -70,7 +70,7 @@ def test_gpt_kv_cache_with_left_padding():
     ids = torch.randint(1, 23, (2, 8))
     mask = torch.ones(2, 8, dtype=torch.long)
     mask[1, :3] = 0
-    pos = causal_positions_from_mask(mask)
+    pos = positions_from_mask(mask)
     full = model(ids, mask, position_ids=pos)
     cache = model.new_cache()
     out = [model(ids[:, :5], mask[:, :5], position_ids=pos[:, :5], cache=cache)]

@@ -1,6 +1,6 @@
 """The three model families: decoder-only (GPT), encoder-only (MaskedLM), encoder-decoder (Seq2SeqTransformer)."""
 
-from .base import Cache
+from ..kv_cache import Cache
 from .gpt import GPT
 from .masked_lm import MaskedLM
 from .seq2seq import Seq2SeqTransformer

@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TransformerConfig
-from ..layers import EncoderLayer
-from ..masks import padding_mask
-from .base import Embedding, ModelBase
-from .gpt import init_weights
+from ..layers import EncoderLayer, make_norm
+from .base import ModelBase, init_weights
+from .embedding import Embedding
 
 
 class MaskedLM(ModelBase):
@@ -26,12 +25,10 @@ class MaskedLM(ModelBase):
         self.config = cfg
         self.embed = Embedding(cfg)
         self.blocks = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_layers))
-        self.norm_f = (
-            nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias) if cfg.norm_first else None
-        )
+        self.norm_f = make_norm(cfg) if cfg.norm_first else None
         # BERT's prediction head: a dense layer and a LayerNorm before projecting to the vocabulary
         self.head_dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.head_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.head_norm = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=True)
         if cfg.tie_weights:
             self.lm_head.weight = self.embed.tokens.weight
@@ -42,12 +39,10 @@ class MaskedLM(ModelBase):
 
         attention_mask: (B, T), 1 = real token, 0 = padding; padded keys are hidden from every query.
         """
-        self._check_ids(input_ids)
-        B, T = input_ids.shape
+        self.check_ids(input_ids)
         mask = None
-        if attention_mask is not None:
-            self._check_mask(attention_mask, "attention_mask", B, T)
-            mask = padding_mask(attention_mask)  # (B, 1, 1, T)
+        if attention_mask is not None:  # padded keys are hidden from every query
+            mask = self.key_mask(attention_mask, "attention_mask", *input_ids.shape)  # (B, 1, 1, T)
         x, rotary = self.embed(input_ids, self._positions(input_ids, 0, position_ids))
         attentions = []
         for block in self.blocks:

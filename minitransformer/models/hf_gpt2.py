@@ -1,4 +1,4 @@
-"""Run Hugging Face GPT-2 weights through this package's readable GPT.
+"""Read Hugging Face GPT-2 weights into this package's readable GPT (`GPT.from_hf_gpt2`).
 
 GPT-2 (Radford et al., 2019) is a pre-LN, decoder-only Transformer with learned positions,
 tied input/output embeddings and the tanh approximation of GELU. Its checkpoints use
@@ -18,16 +18,18 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
-from .config import TransformerConfig
-from .errors import CheckpointError, ConfigError, describe
-from .models.gpt import GPT
+from ..config import TransformerConfig
+from ..errors import CheckpointError, ConfigError, describe
 
 _ACTIVATION = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 
 
-def gpt_from_hf_gpt2(source, n_heads: int | None = None) -> GPT:
-    """source: GPT2LMHeadModel | state dict | path to a .safetensors file or a folder holding one."""
+def read_hf_gpt2(source, n_heads: int | None = None) -> tuple[TransformerConfig, dict]:
+    """source: GPT2LMHeadModel | state dict | path to a .safetensors file or a folder holding one.
+
+    Returns our config and a state dict with our names, for `GPT(cfg).load_state_dict`."""
     hf_config = {}
     if hasattr(source, "state_dict") and hasattr(source, "config"):  # a transformers model
         hf_config = source.config.to_dict()
@@ -40,14 +42,10 @@ def gpt_from_hf_gpt2(source, n_heads: int | None = None) -> GPT:
         raise TypeError(f"source must be a GPT2LMHeadModel, a state dict or a path, got {describe(source)}")
     state = {re.sub(r"^transformer\.", "", k): v for k, v in state.items()}
     cfg = _config_from(state, hf_config, n_heads)
-    model = GPT(cfg)
-    model.load_state_dict(convert_gpt2_state_dict(state, cfg), strict=True)
-    return model.eval()
+    return cfg, convert_gpt2_state_dict(state, cfg)
 
 
 def _read_local(path: Path):
-    from safetensors.torch import load_file
-
     file = path / "model.safetensors" if path.is_dir() else path
     if not file.exists():
         raise FileNotFoundError(f"no GPT-2 weights at {str(file)!r} (expected a .safetensors file)")

@@ -1,0 +1,16 @@
+"""Text generation with Hugging Face's semantics: the decoding loop and what surrounds it.
+
+    settings.py    GenerationSettings: every decoding knob, declared once
+    decoding.py    one call's checked inputs and the model seen as "ids -> next-token scores"
+    loop.py        generate: greedy search, sampling, beam search
+    streaming.py   stream: each token as soon as it is chosen
+    inspection.py  next_token_distribution: one step, stage by stage (notebook 09, the explorers)
+"""
+
+from .decoding import eval_mode
+from .inspection import next_token_distribution
+from .loop import GenerationOutput, generate
+from .settings import GenerationSettings
+from .streaming import stream
+
+__all__ = ["GenerationOutput", "GenerationSettings", "eval_mode", "generate", "next_token_distribution", "stream"]

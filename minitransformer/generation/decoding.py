@@ -1,0 +1,200 @@
+"""One generation call, prepared: checked inputs, the model seen as "ids -> next-token scores".
+
+`Decoding` knows no model class: it talks to the model through the decoding interface of
+models/base.py (`source_inputs`, `new_cache`, `next_token_logits`), so a new model family needs no
+change here. It also applies the logits processors (logits.py) with Hugging Face's special cases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import warnings
+
+import torch
+
+from .. import checks
+from ..errors import ConfigError, ShapeError, describe
+from ..logits import apply_repetition_penalty, stages
+from ..masks import positions_from_mask
+
+DEFAULT_MAX_NEW_TOKENS = 20  # Hugging Face's GenerationConfig default (max_length=20), counted as new tokens
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Run without dropout (generation, explorers), then put the model back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+class Decoding:
+    """The state of one generate/stream call. Build it in eval mode (the cache picks its fast path then)."""
+
+    def __init__(self, model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator):
+        _check_model_and_generator(model, generator)
+        s = self.settings = settings
+        self.model, self.generator = model, generator
+        _check_special_ids(s, model.config.vocab_size)
+        self.pad_id = s.pad_token_id if s.pad_token_id is not None else (s.eos_ids or [None])[0]
+        source = model.source_inputs(src_ids=src_ids, src_mask=src_mask)
+        ids, mask = self._prompt(input_ids, attention_mask, src_ids, has_source=bool(source))
+        self.max_length = self._max_length(ids.shape[1])
+        self.eos = None if s.eos_ids is None else torch.tensor(s.eos_ids, device=ids.device)
+        self.stopped = _StopStrings(s.stop_list, tokenizer, ids.shape[1]) if s.stop_strings is not None else None
+        # Every prompt repeated n times, in adjacent rows: n samples, or n = num_beams beams.
+        n = max(s.num_beams, s.num_return_sequences)
+        repeat = lambda x: None if x is None else x.repeat_interleave(n, dim=0)
+        self.ids, self.mask = repeat(ids), repeat(mask)
+        self.source = {name: repeat(x) for name, x in source.items()}
+        if self.stopped is not None and self.pad_id is None and self.ids.shape[0] > 1:
+            raise ConfigError("stop_strings with several sequences need pad_token_id (or eos_token_id) to "
+                              "fill the sequences that stop first")
+        self.cache = model.new_cache() if s.use_cache else None
+        # Beam sampling keeps one token more than there are EOS ids, so that a beam can always go on.
+        self.min_tokens_to_keep = 1 + len(s.eos_ids or [None]) if s.num_beams > 1 else 1
+        # Hugging Face's repetition penalty skips left padding: `process` applies it itself then.
+        self.skip_padding = self.mask is not None and s.repetition_penalty != 1.0
+        self.logits_settings = dataclasses.replace(s, repetition_penalty=1.0) if self.skip_padding else s
+
+    def _prompt(self, input_ids, attention_mask, src_ids, has_source):
+        """The checked prompt (B, T) and its attention mask, or None when nothing is padded."""
+        s = self.settings
+        batch = src_ids.shape[0] if src_ids is not None else 1
+        if input_ids is not None:
+            checks.token_ids("input_ids", input_ids, self.model.config.vocab_size)
+            if src_ids is not None and input_ids.shape[0] != batch:
+                raise ShapeError(f"input_ids (the decoder's start) has {input_ids.shape[0]} rows, src_ids {batch}")
+            batch = input_ids.shape[0]
+        if input_ids is None or input_ids.shape[1] == 0:
+            if s.bos_token_id is None:
+                raise ConfigError("input_ids is empty: pass a prompt, or bos_token_id (the first token; for a "
+                                  "Seq2SeqTransformer, the decoder's start token)")
+            device = src_ids.device if src_ids is not None else None
+            input_ids, attention_mask = torch.full((batch, 1), s.bos_token_id, device=device), None
+        if attention_mask is not None:
+            checks.attention_mask("attention_mask", attention_mask, *input_ids.shape)
+            if not attention_mask.bool().any(dim=1).all():
+                raise ValueError("attention_mask has a row of zeros: every prompt needs a real token")
+        elif s.pad_token_id is not None and s.pad_token_id not in (s.eos_ids or []) and not has_source:
+            # Like Hugging Face: a prompt without a mask marks its padding with pad_token_id (unless it
+            # is also EOS); a decoder start token is no prompt.
+            attention_mask = (input_ids != s.pad_token_id).long()
+        if attention_mask is not None and attention_mask.bool().all():
+            attention_mask = None  # no padding: the model's plain causal path is faster
+        return input_ids, attention_mask
+
+    def _max_length(self, prompt_length):
+        s, context = self.settings, self.model.config.max_len
+        if s.max_new_tokens is not None:
+            length = prompt_length + s.max_new_tokens
+        elif s.max_length is not None:
+            if s.max_length <= prompt_length:
+                raise ConfigError(f"max_length={s.max_length} counts the prompt too, and the prompt already "
+                                  f"has {prompt_length} tokens; max_new_tokens sets how many tokens to add")
+            length = s.max_length
+        elif prompt_length >= context:  # the sliding window takes over from the first step
+            length = prompt_length + DEFAULT_MAX_NEW_TOKENS
+        else:
+            length = min(prompt_length + DEFAULT_MAX_NEW_TOKENS, context)  # as Hugging Face: within the context
+        if length - 1 > context:  # (the last new token is never fed back)
+            warnings.warn(f"prompt and new tokens can reach {length - 1} tokens, more than the model's context "
+                          f"max_len={context}: beyond it the model sees only the newest {context}", stacklevel=4)
+        return length
+
+    def full_mask(self):
+        """(B, max_length): the prompts' attention mask, then 1 for every new token (None: no padding)."""
+        if self.mask is None:
+            return None
+        mask = self.mask.new_ones((self.mask.shape[0], self.max_length))
+        mask[:, : self.mask.shape[1]] = self.mask
+        return mask
+
+    def next_logits(self, ids, mask):
+        """ids (B, L): all tokens so far; mask (B, L) or None -> logits (B, V) for token L + 1."""
+        context = self.model.config.max_len
+        if ids.shape[1] > context:  # the model cannot see more: keep the newest tokens, recompute them
+            ids, mask, self.cache = ids[:, -context:], None if mask is None else mask[:, -context:], None
+        new = ids[:, self.cache.length if self.cache is not None else 0 :]  # what the cache has not seen
+        positions = None if mask is None else positions_from_mask(mask)[:, -new.shape[1] :]
+        logits = self.model.next_token_logits(new, cache=self.cache, attention_mask=mask, position_ids=positions,
+                                              **self.source)
+        return logits.float()  # (B, V)
+
+    def reorder(self, index):
+        """Beam search: cache row i becomes old row index[i] (a prompt's beams share its source)."""
+        if self.cache is not None:
+            self.cache.reorder(index)
+
+    def process(self, scores, ids, n_new):
+        """scores (B, V), ids (B, L) -> scores after Hugging Face's processors, in its order."""
+        logits = scores
+        if n_new < self.settings.min_new_tokens and self.eos is not None:
+            scores = scores.index_fill(-1, self.eos, -math.inf)  # too early to stop
+        if self.skip_padding:
+            penalty = self.settings.repetition_penalty
+            scores = apply_repetition_penalty.__wrapped__(scores, self._without_padding(ids), penalty)
+        for _, stage in stages(self.logits_settings, ids, self.settings.do_sample, self.min_tokens_to_keep):
+            scores = stage(scores)  # unchecked: the settings checked themselves when built
+        if scores is logits:
+            scores = logits.clone()
+        _check_finite(scores, logits, ids.shape[1], self.settings)
+        return scores
+
+    def _without_padding(self, ids):
+        """ids with each row's left padding overwritten by its first real token: a token is penalised
+        once however often it occurs, so this leaves the padding out of the penalty."""
+        first_real = self.mask.long().argmax(dim=1)[:, None]  # (B, 1)
+        padding = torch.arange(ids.shape[1], device=ids.device) < first_real  # (B, L)
+        return torch.where(padding, ids.gather(1, first_real), ids)
+
+
+class _StopStrings:
+    """ids (N, L) -> bool (N,): True where the text of the new tokens contains a stop string."""
+
+    def __init__(self, strings, tokenizer, prompt_length):
+        if tokenizer is None:
+            raise ConfigError("stop_strings need tokenizer= to turn the new tokens into text")
+        self.strings, self.tokenizer, self.prompt_length = strings, tokenizer, prompt_length
+
+    def __call__(self, ids):
+        texts = [self.tokenizer.decode(row[self.prompt_length :].tolist()) for row in ids]
+        return torch.tensor([any(s in text for s in self.strings) for text in texts], device=ids.device)
+
+
+def _check_model_and_generator(model, generator):
+    if not hasattr(model, "next_token_logits"):
+        raise TypeError(f"model must predict the next token (a GPT or a Seq2SeqTransformer), got {describe(model)}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {describe(generator)}")
+
+
+def _check_special_ids(s, vocab):
+    for name, ids in (("eos_token_id", s.eos_ids), ("pad_token_id", [s.pad_token_id]),
+                      ("bos_token_id", [s.bos_token_id])):
+        for i in ids or []:
+            if i is not None and i >= vocab:
+                raise ConfigError(f"{name}={i} is outside the vocabulary: ids go from 0 to {vocab - 1}")
+
+
+def check_model_output(logits, length):
+    if torch.isnan(logits).any():
+        raise ValueError(f"the model produced NaN logits at sequence length {length}: check its "
+                         "weights (did training diverge?) and its inputs")
+
+
+def _check_finite(scores, logits, length, s):
+    """One check per step; find out which fault it was only when it fails."""
+    if torch.isfinite(scores.max(dim=-1).values).all():  # +inf or NaN anywhere, or no token left
+        return
+    check_model_output(logits, length)
+    raise ValueError(
+        f"the next-token scores overflowed to inf/NaN after the logits processors (temperature="
+        f"{s.temperature}, repetition_penalty={s.repetition_penalty}); such extreme settings "
+        "exceed float32's range: use values closer to 1"
+    )
