@@ -49,10 +49,10 @@ from .positional import (
     apply_rotary,
     sinusoidal_table,
 )
-from .summary import count_parameters, summary
 from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 from .tools.pipelines import pipeline
 from .tools.pretrained import PRETRAINED, load_pretrained
+from .tools.summary import count_parameters, summary
 from .training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"

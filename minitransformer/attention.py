@@ -107,6 +107,11 @@ def _with_causal(mask, t_q, t_k, device):
     return causal if mask is None else mask & causal
 
 
+def _heads_divide_width(args):
+    if args["d_model"] % args["n_heads"]:
+        raise ValueError(f"d_model={args['d_model']} must be divisible by n_heads={args['n_heads']}")
+
+
 class MultiHeadAttention(nn.Module):
     """H attention heads side by side, each in its own D = C / H dimensional subspace.
 
@@ -116,10 +121,9 @@ class MultiHeadAttention(nn.Module):
     The heads' outputs are concatenated, then projected by W_o: not summed.
     """
 
+    @checked(_heads_divide_width)
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, attn_impl="fast"):
         super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         self.d_model, self.n_heads, self.dropout, self.attn_impl = d_model, n_heads, dropout, attn_impl
         self.w_q = nn.Linear(d_model, d_model, bias=bias)
         self.w_k = nn.Linear(d_model, d_model, bias=bias)

@@ -25,7 +25,7 @@ Every rule above, including the -1e9 "impossible" scores and the order of the ad
 Hugging Face transformers 5 (`GenerationMixin._beam_search` and its helpers in generation/utils.py),
 so the outputs and scores agree token for token (tests/test_generation.py).
 
-`generate(..., num_beams=K)` in generation.py calls `beam_search`; `return_trace=True` records every
+`generate(..., num_beams=K)` (generation/loop.py) calls `beam_search`; `return_trace=True` records every
 candidate of every step so that a notebook can draw the search tree. Used in the decoding notebook.
 """
 

@@ -66,7 +66,8 @@ def is_int(value) -> bool:
 
 def require_int(name, value, minimum=0, hint="", error=ConfigError):
     if not (is_int(value) and value >= minimum):
-        raise error(f"{name} must be an integer >= {minimum}, got {describe(value)}" + _hint(hint))
+        allowed = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise error(f"{name} must be {allowed}, got {describe(value)}" + _hint(hint))
 
 
 def require_positive(name, value, hint=""):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .checks import require_int
 from .errors import ConfigError
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
@@ -43,10 +44,10 @@ class TransformerConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "d_model", "n_heads", "n_layers", "max_len"):
-            _require_positive_int(name, getattr(self, name))
+            require_int(name, getattr(self, name), minimum=1)
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        _require_positive_int("d_ff", self.d_ff)
+        require_int("d_ff", self.d_ff, minimum=1)
         if self.d_model % self.n_heads:
             raise ConfigError(
                 f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} "
@@ -85,11 +86,6 @@ class TransformerConfig:
         if unknown:
             raise ConfigError(f"unknown config fields {unknown}; known fields are {sorted(known)}")
         return cls(**d)
-
-
-def _require_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _divisors(n: int) -> list[int]:

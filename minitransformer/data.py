@@ -21,6 +21,7 @@ from importlib import resources
 
 import torch
 
+from .checks import require_int
 from .errors import ShapeError, describe
 from .tokenizers import CharTokenizer
 
@@ -120,7 +121,7 @@ def date_pairs(n: int, seed: int = 0):
     Dates are uniform over 1900-01-01 .. 2099-12-31; styles are uniform over DATE_STYLES, and a
     quarter of the sources are lowercased ("5 mar 2021").
     """
-    _require_count("n", n)
+    require_int("n", n, 0, error=ValueError)
     rng = random.Random(seed)  # our own generator: never touches (or depends on) global state
     return [_date_pair(rng, FIRST_DATE + datetime.timedelta(rng.randrange(N_DAYS))) for _ in range(n)]
 
@@ -131,8 +132,8 @@ def date_splits(n_train: int, n_test: int = 1000, seed: int = 0):
     The n_test distinct test dates depend only on (n_test, seed), so a reported test accuracy
     always refers to the same held-out dates. Train dates are drawn from all the others.
     """
-    _require_count("n_train", n_train)
-    _require_count("n_test", n_test)
+    require_int("n_train", n_train, 0, error=ValueError)
+    require_int("n_test", n_test, 0, error=ValueError)
     if n_test >= N_DAYS:
         raise ValueError(f"n_test must be < {N_DAYS} (the number of dates in range), got {n_test}")
     rng = random.Random(seed)
@@ -147,7 +148,7 @@ def date_splits(n_train: int, n_test: int = 1000, seed: int = 0):
 
 
 def _random_strings(n, seed, min_len, max_len, alphabet):
-    _require_count("n", n)
+    require_int("n", n, 0, error=ValueError)
     if not (isinstance(min_len, int) and isinstance(max_len, int) and 1 <= min_len <= max_len):
         raise ValueError(
             f"need integers 1 <= min_len <= max_len, got min_len={min_len!r}, max_len={max_len!r}"
@@ -253,11 +254,6 @@ def seq2seq_batch(pairs, tokenizer, device=None) -> dict:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _require_count(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {describe(value)}")
-
-
 def _random_starts(ids, batch_size, context, needed, generator):
     """Validate (ids, batch_size, context); draw batch_size window starts so that `needed` ids fit."""
     if not isinstance(ids, torch.Tensor):
@@ -266,9 +262,8 @@ def _random_starts(ids, batch_size, context, needed, generator):
         raise ShapeError(f"ids must be a 1-D tensor (N,) of token ids, got {describe(ids)}")
     if ids.dtype.is_floating_point or ids.dtype == torch.bool:
         raise TypeError(f"ids must hold integer token ids, got {describe(ids)}")
-    for name, value in (("batch_size", batch_size), ("context", context)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {describe(value)}")
+    require_int("batch_size", batch_size, 1, error=ValueError)
+    require_int("context", context, 1, error=ValueError)
     if len(ids) < needed:
         raise ValueError(
             f"ids has {len(ids)} tokens, too short for context={context}: need at least {needed}; "

@@ -17,7 +17,7 @@ every intermediate step, for plotting how each knob reshapes the distribution.
 Arguments are checked by the `@checked` line above each function (checks.py), so the body is the
 algorithm; `fn.__wrapped__` skips the checks (the decoding loop checks its settings once).
 
-Used by generation.py and the sampling notebook and widgets.
+Used by generation/ and the sampling notebook and widgets.
 """
 
 from __future__ import annotations

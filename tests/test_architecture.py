@@ -42,22 +42,28 @@ def modules() -> dict[str, Path]:
 
 
 def imports(path: Path, name: str) -> set[str]:
-    """The package modules that `path` imports, at the top or inside functions."""
-    is_package = path.name == "__init__.py"
+    """The package modules that `path` imports, at the top or inside functions.
+
+    `from X import y` counts as importing the module X.y when there is one, else X itself.
+    """
+    known, is_package = modules(), path.name == "__init__.py"
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = name.split(".") if is_package and name != "__init__" else name.split(".")[:-1]
             base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
             target = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            found |= {f"{target}.{a.name}".strip(".") for a in node.names} | {target}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minitransformer"):
             target = node.module.removeprefix("minitransformer").strip(".")
-            found |= {f"{target}.{a.name}".strip(".") for a in node.names} | {target}
         elif isinstance(node, ast.Import):
             found |= {a.name.removeprefix("minitransformer").strip(".") for a in node.names
                       if a.name.startswith("minitransformer")}
-    known = modules()
+            continue
+        else:
+            continue
+        for alias in node.names:
+            submodule = f"{target}.{alias.name}".strip(".")
+            found.add(submodule if submodule in known else target)
     return {f for f in found if f in known and f and f != name}
 
 

@@ -238,7 +238,7 @@ CASES = [
         "negative count",
         lambda: date_pairs(-1),
         ValueError,
-        "n must be a non-negative int, got -1",
+        "n must be an integer >= 0, got -1",
     ),
     (
         "mask_tokens",

@@ -19,6 +19,7 @@ from ..config import TransformerConfig
 from ..errors import ConfigError, ShapeError
 from ..kv_cache import KVCache
 from ..masks import padding_mask
+from .embedding import Embedding
 
 
 def init_weights(module: nn.Module):
@@ -34,9 +35,19 @@ def init_weights(module: nn.Module):
 
 
 class ModelBase(nn.Module):
-    """Shared helpers for GPT, MaskedLM and Seq2SeqTransformer."""
+    """Shared parts of GPT, MaskedLM and Seq2SeqTransformer: the config, the embedding, the output layer."""
 
-    config: TransformerConfig
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.config = cfg
+        self.embed = Embedding(cfg)
+
+    def _output_layer(self, bias: bool = False) -> nn.Linear:
+        """d_model -> vocabulary scores; with tie_weights it shares the token embedding's matrix."""
+        lm_head = nn.Linear(self.config.d_model, self.config.vocab_size, bias=bias)
+        if self.config.tie_weights:
+            lm_head.weight = self.embed.tokens.weight  # one matrix reads and writes tokens
+        return lm_head
 
     def check_ids(self, ids, name="input_ids", past_length=0):
         """Raise a clear error unless ids is a (B, T) integer tensor of valid ids that fits the context."""
@@ -51,6 +62,17 @@ class ModelBase(nn.Module):
                 f"{name} has {ids.shape[1]} tokens (+{past_length} cached) = {total}, longer than the "
                 f"model's context max_len={max_len}; keep the last {max_len} tokens, e.g. {name}[:, -{max_len}:]"
             )
+
+    def _encoder_stack(self, ids, mask, layers, final_norm, position_ids=None, need_weights=False):
+        """embed -> N × EncoderLayer (no causal mask) -> final LayerNorm: BERT's body and seq2seq's encoder.
+
+        Returns (x (B, T, C), attention weights per layer)."""
+        x, rotary = self.embed(ids, self._positions(ids, 0, position_ids))
+        attentions = []
+        for layer in layers:
+            x, weights = layer(x, mask, rotary=rotary, need_weights=need_weights)
+            attentions.append(weights)
+        return (x if final_norm is None else final_norm(x)), attentions
 
     @staticmethod
     def key_mask(attention_mask, name, batch_size, length):

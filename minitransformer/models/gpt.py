@@ -24,20 +24,15 @@ from ..kv_cache import Cache
 from ..layers import EncoderLayer, make_norm
 from ..masks import causal_mask
 from .base import ModelBase, init_weights
-from .embedding import Embedding
 from .hf_gpt2 import read_hf_gpt2
 
 
 class GPT(ModelBase):
     def __init__(self, cfg: TransformerConfig):
-        super().__init__()
-        self.config = cfg
-        self.embed = Embedding(cfg)
+        super().__init__(cfg)  # self.config, self.embed
         self.blocks = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_layers))  # causal when run
         self.norm_f = make_norm(cfg) if cfg.norm_first else None
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        if cfg.tie_weights:
-            self.lm_head.weight = self.embed.tokens.weight  # one matrix reads and writes tokens
+        self.lm_head = self._output_layer()
         self.apply(init_weights)
 
     def forward(self, input_ids, attention_mask=None, *, position_ids=None, cache=None, return_attention=False):

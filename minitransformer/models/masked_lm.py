@@ -16,22 +16,17 @@ from torch import nn
 from ..config import TransformerConfig
 from ..layers import EncoderLayer, make_norm
 from .base import ModelBase, init_weights
-from .embedding import Embedding
 
 
 class MaskedLM(ModelBase):
     def __init__(self, cfg: TransformerConfig):
-        super().__init__()
-        self.config = cfg
-        self.embed = Embedding(cfg)
+        super().__init__(cfg)  # self.config, self.embed
         self.blocks = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_layers))
         self.norm_f = make_norm(cfg) if cfg.norm_first else None
         # BERT's prediction head: a dense layer and a LayerNorm before projecting to the vocabulary
         self.head_dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.head_norm = make_norm(cfg)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=True)
-        if cfg.tie_weights:
-            self.lm_head.weight = self.embed.tokens.weight
+        self.lm_head = self._output_layer(bias=True)
         self.apply(init_weights)
 
     def forward(self, input_ids, attention_mask=None, *, position_ids=None, return_attention=False):
@@ -43,13 +38,7 @@ class MaskedLM(ModelBase):
         mask = None
         if attention_mask is not None:  # padded keys are hidden from every query
             mask = self.key_mask(attention_mask, "attention_mask", *input_ids.shape)  # (B, 1, 1, T)
-        x, rotary = self.embed(input_ids, self._positions(input_ids, 0, position_ids))
-        attentions = []
-        for block in self.blocks:
-            x, weights = block(x, mask, rotary=rotary, need_weights=return_attention)
-            attentions.append(weights)
-        if self.norm_f is not None:
-            x = self.norm_f(x)
+        x, attentions = self._encoder_stack(input_ids, mask, self.blocks, self.norm_f, position_ids, return_attention)
         x = self.head_norm(F.gelu(self.head_dense(x)))
         logits = self.lm_head(x)  # (B, T, V)
         return (logits, attentions) if return_attention else logits

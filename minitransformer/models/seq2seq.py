@@ -21,21 +21,16 @@ from ..kv_cache import Cache, KVCache
 from ..layers import DecoderLayer, EncoderLayer, make_norm
 from ..masks import causal_mask
 from .base import ModelBase, init_weights
-from .embedding import Embedding
 
 
 class Seq2SeqTransformer(ModelBase):
     def __init__(self, cfg: TransformerConfig):
-        super().__init__()
-        self.config = cfg
-        self.embed = Embedding(cfg)
+        super().__init__(cfg)  # self.config, self.embed (shared by source and target)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
         self.encoder_norm = make_norm(cfg) if cfg.norm_first else None
         self.decoder_norm = make_norm(cfg) if cfg.norm_first else None
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        if cfg.tie_weights:
-            self.lm_head.weight = self.embed.tokens.weight
+        self.lm_head = self._output_layer()
         self.apply(init_weights)
 
     def forward(self, src_ids, tgt_ids, src_mask=None, tgt_mask=None, *, return_attention=False):
@@ -84,14 +79,7 @@ class Seq2SeqTransformer(ModelBase):
         return self_mask, memory_mask  # (B, 1, T, past + T), (B, 1, 1, S)
 
     def _encode(self, src_ids, mask, need_weights):
-        x, rotary = self.embed(src_ids, self._positions(src_ids, 0, None))
-        attentions = []
-        for layer in self.encoder:
-            x, weights = layer(x, mask, rotary=rotary, need_weights=need_weights)
-            attentions.append(weights)
-        if self.encoder_norm is not None:
-            x = self.encoder_norm(x)
-        return x, attentions
+        return self._encoder_stack(src_ids, mask, self.encoder, self.encoder_norm, need_weights=need_weights)
 
     def _decode(self, tgt_ids, memory, self_mask, memory_mask, cache, position_ids, need_weights):
         past = cache.length if cache is not None else 0

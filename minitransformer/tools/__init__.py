@@ -6,6 +6,7 @@
     pretrained.py      the loader of the bundled models (their files are in minitransformer/pretrained/)
     pipelines.py       `pipeline(...)`, Hugging Face's high-level interface
     evaluation.py      scoring a trained model on held-out data
+    summary.py         counting parameters, printing a model's layout
 
 Nothing below this package imports from it; the public names are re-exported as `mt.X`.
 """

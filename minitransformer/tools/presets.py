@@ -121,6 +121,17 @@ def init_from(source, model, tokenizer, freeze_layers: int = 0):
     embeddings and the first `freeze_layers` blocks stay fixed. Returns `model`, in training mode.
     """
     pretrained, pre_tokenizer = load_model(source)
+    _require_same_model(source, pretrained, pre_tokenizer, model, tokenizer, freeze_layers)
+    model.load_state_dict(pretrained.state_dict())
+    if freeze_layers:
+        model.embed.requires_grad_(False)
+        for block in model.blocks[:freeze_layers]:
+            block.requires_grad_(False)
+    return model.train()
+
+
+def _require_same_model(source, pretrained, pre_tokenizer, model, tokenizer, freeze_layers):
+    """init_from's checks: the same model class, tokenizer and sizes, and blocks enough to freeze."""
     if type(pretrained) is not type(model):
         raise ValueError(
             f"init_from={source!r} is a {type(pretrained).__name__}, this preset trains a {type(model).__name__}"
@@ -136,12 +147,6 @@ def init_from(source, model, tokenizer, freeze_layers: int = 0):
             f"init_from={source!r} has another architecture: {', '.join(f'{k}={theirs[k]}' for k in differ)} "
             f"(this model has {', '.join(f'{k}={ours[k]}' for k in differ)}); pass the same sizes"
         )
-    model.load_state_dict(pretrained.state_dict())
     blocks = getattr(model, "blocks", None)
     if freeze_layers < 0 or (blocks is not None and freeze_layers > len(blocks)):
         raise ValueError(f"freeze_layers must be in [0, {len(blocks or [])}], got {freeze_layers}")
-    if freeze_layers:
-        model.embed.requires_grad_(False)
-        for block in blocks[:freeze_layers]:
-            block.requires_grad_(False)
-    return model.train()

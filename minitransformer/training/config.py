@@ -39,9 +39,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("steps", "eval_interval", "eval_batches", "grad_accum"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            require_int(name, getattr(self, name), minimum=1)
         require_positive("lr", self.lr)
         require_int("warmup_steps", self.warmup_steps, minimum=0)
         require_choice("precision", self.precision, PRECISIONS)

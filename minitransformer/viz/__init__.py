@@ -18,9 +18,9 @@ Used by the widgets and the notebooks (10_decoding_explorer and the topic notebo
 from ._common import CHOSEN_COLOR, KEPT_COLOR, REMOVED_COLOR, figure_png, show_token, token_label
 from .attention import plot_attention, plot_attention_grid, plot_cross_attention, plot_mask, to_bertviz
 from .beam_tree import plot_beam_tree
+from .curves import LivePlot, plot_embeddings_pca, plot_history
 from .decoding import next_token_stages_html, plot_next_token_stages
 from .positions import plot_position_similarity, plot_rope_rotation, plot_sinusoidal
-from .curves import LivePlot, plot_embeddings_pca, plot_history
 
 __all__ = [
     "CHOSEN_COLOR",

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from matplotlib.figure import Figure
 
-from ..errors import ShapeError, describe
+from ..checks import require_int
+from ..errors import ShapeError
 from ._common import check_labels, figure_png, in_notebook, new_axes, show_token
 
 
@@ -48,10 +49,7 @@ class LivePlot:
     """
 
     def __init__(self, every: int = 50, figsize=(7, 3.5)):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(
-                f"every must be a positive integer (steps between redraws), got {describe(every)}"
-            )
+        require_int("every", every, minimum=1, hint="steps between redraws", error=ValueError)
         # A bare Figure, not pyplot's: a notebook would show a pyplot figure a second time.
         self.every, self.fig, self.updates, self._handle = every, Figure(figsize=figsize), 0, None
 

@@ -10,9 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .. import viz
-from ..generation import generate
+from ..generation import eval_mode, generate
 from ..models import GPT, MaskedLM, Seq2SeqTransformer
-from ..models.base import eval_mode
 from . import html
 from .base import _Explorer, buttons, dropdown, html_output, image_output, int_slider, require_model, text_box
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 
 from .. import viz
+from ..generation import eval_mode
 from ..models import MaskedLM
-from ..models.base import eval_mode
 from . import html
 from .base import _Explorer, html_output, int_slider, require_model, text_box
 
