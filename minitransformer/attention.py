@@ -162,13 +162,20 @@ class MultiHeadAttention(nn.Module):
         than the arithmetic. x: (B, 1, C); mask: (B, 1, 1, L) bool or None -> (B, 1, C).
         """
         B, T, C = x.shape
-        q, k, v = (F.linear(x, w.weight, w.bias).view(B, T, self.n_heads, -1).transpose(1, 2)
-                   for w in (self.w_q, self.w_k, self.w_v))  # each (B, H, 1, D)
+        w_qkv, b_qkv, w_o, b_o = cache.step_weights(self)
+        qkv = F.linear(x, w_qkv, b_qkv).view(B, T, 3, self.n_heads, C // self.n_heads)  # (B, 1, 3, H, D)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, 1, D)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         k, v = cache.append(k, v)  # (B, H, L, D): every position so far
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, 1, D)
-        return F.linear(out.transpose(1, 2).reshape(B, T, C), self.w_o.weight, self.w_o.bias)
+        return F.linear(out.transpose(1, 2).reshape(B, T, C), w_o, b_o)  # heads concatenated
+
+    def step_weights(self):
+        """What `step` reads: W_q, W_k, W_v stacked into one (3C, C) matrix (one product, not three), W_o."""
+        biases = (self.w_q.bias, self.w_k.bias, self.w_v.bias)
+        w_qkv = torch.cat([self.w_q.weight, self.w_k.weight, self.w_v.weight])
+        return w_qkv, None if biases[0] is None else torch.cat(biases), self.w_o.weight, self.w_o.bias
 
     def _split_heads(self, x):
         return rearrange(x, "b t (h d) -> b h t d", h=self.n_heads)

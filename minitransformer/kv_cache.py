@@ -18,7 +18,8 @@ class KVCache:
     """The keys and values of the tokens seen so far, for one attention layer.
 
     Storage is allocated once, for max_len positions, on first use; `keys` and `values` are views
-    of the filled part.
+    of the filled part. A cache serves one decoding run, so it also keeps what the layer's one-token
+    `step` reads from the weights (`step_weights`): its keys were computed with those weights anyway.
     """
 
     def __init__(self, max_len: int):
@@ -26,6 +27,14 @@ class KVCache:
         self.length = 0
         self._k = self._v = None  # (B, H, max_len, D) once allocated
         self._spare = None  # a second (keys, values) buffer for `reorder`
+        self._step_weights = {}
+
+    def step_weights(self, module):
+        """`module.step_weights()`, gathered at the first step of the run and kept for the rest."""
+        weights = self._step_weights.get(module)
+        if weights is None:
+            weights = self._step_weights[module] = module.step_weights()
+        return weights
 
     def append(self, k, v):
         """Store k, v of shape (B, H, T, D); return all keys and values so far, (B, H, length, D)."""

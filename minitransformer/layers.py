@@ -17,6 +17,9 @@ Used by the models; notebook 04 builds them up.
 
 from __future__ import annotations
 
+from functools import partial
+
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -47,6 +50,12 @@ def make_norm(cfg: TransformerConfig) -> nn.LayerNorm:
     return nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
 
 
+def layer_norm_function(norm: nn.LayerNorm):
+    """`norm` as a plain function of x, for the decoding steps: the same `torch.layer_norm` call."""
+    return partial(torch.layer_norm, normalized_shape=norm.normalized_shape, weight=norm.weight,
+                   bias=norm.bias, eps=norm.eps)
+
+
 class FeedForward(nn.Module):
     """FFN(x) = W2 · act(W1 x + b1) + b2, applied to every position independently. (B, T, C) -> (B, T, C)"""
 
@@ -60,10 +69,13 @@ class FeedForward(nn.Module):
     def forward(self, x):
         return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))
 
-    def step(self, x):
+    def step(self, x, cache):
         """`forward` without module calls, for decoding (no dropout: eval mode)."""
-        hidden = ACTIVATIONS[self.activation](F.linear(x, self.linear1.weight, self.linear1.bias))
-        return F.linear(hidden, self.linear2.weight, self.linear2.bias)
+        w1, b1, w2, b2 = cache.step_weights(self)
+        return F.linear(ACTIVATIONS[self.activation](F.linear(x, w1, b1)), w2, b2)
+
+    def step_weights(self):
+        return self.linear1.weight, self.linear1.bias, self.linear2.weight, self.linear2.bias
 
     def extra_repr(self):
         return f"activation={self.activation!r}"
@@ -102,10 +114,14 @@ class EncoderLayer(nn.Module):
 
     def step(self, x, cache, mask=None, rotary=None):
         """`forward` for one new position of a causal stack with a KV cache: (B, 1, C) -> (B, 1, C)."""
-        attend = _no_extra(lambda h: self.self_attn.step(h, cache, mask, rotary))
-        x, _ = residual(x, attend, self.norm1.forward, self.norm_first)
-        x, _ = residual(x, _no_extra(self.ffn.step), self.norm2.forward, self.norm_first)
+        norm1, norm2 = cache.step_weights(self)
+        x, _ = residual(x, lambda h: (self.self_attn.step(h, cache, mask, rotary), None), norm1, self.norm_first)
+        x, _ = residual(x, lambda h: (self.ffn.step(h, cache), None), norm2, self.norm_first)
         return x
+
+    def step_weights(self):
+        """The two LayerNorms as plain functions (a module call costs more than the norm here)."""
+        return layer_norm_function(self.norm1), layer_norm_function(self.norm2)
 
 
 class DecoderLayer(nn.Module):

@@ -83,9 +83,10 @@ class GPT(ModelBase):
         attention_mask covers every token so far (cached ones too); one token after a filled cache
         takes the fast `step`.
         """
-        if cache is not None and cache.fast_step and cache.length and input_ids.shape[1] == 1:
+        past = cache.length if cache is not None and cache.fast_step else 0
+        if past and input_ids.shape[1] == 1:
             if position_ids is None:
-                position_ids = torch.full((1, 1), cache.length, device=input_ids.device)
+                position_ids = torch.full((1, 1), past, device=input_ids.device)
             return self.step(input_ids, position_ids, attention_mask, cache)
         return self(input_ids, attention_mask, position_ids=position_ids, cache=cache)[:, -1]
 
