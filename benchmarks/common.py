@@ -118,7 +118,7 @@ def environment() -> dict:
     import minitransformer
 
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
         "os_cpu_count": os.cpu_count(),
         "torch_num_threads": torch.get_num_threads(),

@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+if not Path(CHROMIUM).exists() and os.environ.get("CI"):  # CI installs Chromium: never skip silently there
+    raise RuntimeError(f"{CHROMIUM} is missing on CI: .ci/run must install it (apt-get install -y chromium)")
 if not Path(CHROMIUM).exists():
     pytest.skip(
         f"{CHROMIUM} is missing: install it with apt-get install -y chromium", allow_module_level=True

@@ -26,7 +26,10 @@ def conda_entries(env):
         if isinstance(dep, dict):
             continue
         name, spec = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", dep.split("::")[-1].strip()).groups()
-        spec = SpecifierSet(spec.replace(" ", ""))
+        spec = spec.replace(" ", "")
+        if re.fullmatch(r"=[0-9.]+", spec):  # conda's "=3.11" means 3.11.*
+            spec = f"=={spec[1:]}.*"
+        spec = SpecifierSet(spec)
         if name == "python":
             python = spec
         if name not in NOT_PYPI:
@@ -71,4 +74,20 @@ def test_notebook_stack_and_package_itself_are_installed(files):
     declared, _ = conda_entries(env)
     assert {"jupyterlab", "ipywidgets"} <= set(declared)
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert "-e .[dev]" in pip_section
+    assert "-e .[course]" in pip_section
+
+
+def test_python_is_one_version_binder_can_read(files):
+    """repo2docker (Binder) reads a plain `python=3.X`; a range such as `>=3.10,<3.14` breaks it."""
+    env, _ = files
+    spec = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert re.fullmatch(r"python=3\.\d+", spec), spec
+
+
+def test_course_extra_is_what_the_notebooks_need_and_dev_builds_on_it(files):
+    _, project = files
+    extras = project["optional-dependencies"]
+    course = {canonicalize_name(Requirement(r).name) for r in extras["course"]}
+    dev = {canonicalize_name(Requirement(r).name) for r in extras["dev"]}
+    assert "jupyterlab" in course and "transformers" not in course and "playwright" not in course
+    assert "minitransformer" in dev and {"pytest", "nbval", "transformers", "bertviz"} <= dev

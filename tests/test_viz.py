@@ -93,9 +93,9 @@ def test_to_bertviz_format():
         "decoder": [torch.rand(1, 2, 3, 3)],
         "cross": [torch.rand(1, 2, 3, 5)],
     }
-    args = viz.to_bertviz(seq2seq, "hello", target_tokens="abc")
+    args = viz.to_bertviz(seq2seq, "he lo", target_tokens="a\nc")
     assert args["cross_attention"][0].shape == (1, 2, 3, 5)
-    assert (args["encoder_tokens"], args["decoder_tokens"]) == (list("hello"), list("abc"))
+    assert (args["encoder_tokens"], args["decoder_tokens"]) == (list("he␣lo"), list("a↵c"))
 
 
 def test_to_bertviz_output_is_accepted_by_bertviz():

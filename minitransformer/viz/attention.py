@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError, describe
-from ._common import as_array, check_labels, new_axes, set_tick_labels
+from ._common import as_array, check_labels, new_axes, set_tick_labels, show_token
 
 
 def plot_attention(weights, q_tokens, k_tokens=None, ax=None, title=None, vmax=None, cmap="viridis"):
@@ -87,7 +87,8 @@ def to_bertviz(attentions, tokens, target_tokens=None, batch_index=0):
     Seq2SeqTransformer: attentions is the dict {"encoder", "decoder", "cross"}, tokens the source
     labels and target_tokens the target labels -> {"encoder_attention", "decoder_attention",
     "cross_attention", "encoder_tokens", "decoder_tokens"}.
-    Use: `from bertviz import head_view; head_view(**to_bertviz(attentions, tokens))`.
+    Use: `from bertviz import head_view; head_view(**to_bertviz(attentions, tokens))`. Spaces and
+    newlines in the labels are shown as '␣' and '↵'.
     """
 
     def one_item(layers):  # bertviz shows one sequence: (1, H, Tq, Tk) float tensors on the CPU
@@ -100,13 +101,16 @@ def to_bertviz(attentions, tokens, target_tokens=None, batch_index=0):
         if target_tokens is None:
             raise ValueError("seq2seq attentions need target_tokens= (the decoder's labels)")
         out = {f"{part}_attention": one_item(attentions[part]) for part in ("encoder", "decoder", "cross")}
-        out["encoder_tokens"] = check_labels(tokens, out["encoder_attention"][0].shape[-1], "tokens")
-        out["decoder_tokens"] = check_labels(
-            target_tokens, out["decoder_attention"][0].shape[-1], "target_tokens"
-        )
+        out["encoder_tokens"] = _visible(tokens, out["encoder_attention"][0].shape[-1], "tokens")
+        out["decoder_tokens"] = _visible(target_tokens, out["decoder_attention"][0].shape[-1], "target_tokens")
         return out
     attention = one_item(attentions)
-    return {"attention": attention, "tokens": check_labels(tokens, attention[0].shape[-1], "tokens")}
+    return {"attention": attention, "tokens": _visible(tokens, attention[0].shape[-1], "tokens")}
+
+
+def _visible(tokens, n, name):
+    """Labels with whitespace shown (bertviz would draw a space or a newline as nothing)."""
+    return [show_token(t) for t in check_labels(tokens, n, name)]
 
 
 def plot_mask(mask, ax=None, title=None, q_tokens=None, k_tokens=None):
