@@ -11,9 +11,10 @@ Used by every model (notebook 04) and saved as JSON inside checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
-from .checks import require_int
+from .checks import is_number, require_int
 from .errors import ConfigError
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
@@ -57,8 +58,12 @@ class TransformerConfig:
             raise ConfigError(f"pos_encoding='rope' needs an even d_head, got d_model/n_heads={self.d_head}")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
-        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
-            raise ConfigError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        for name in ("layer_norm_eps", "rope_base"):  # inf or NaN (from a file, say) makes every output NaN
+            value = getattr(self, name)
+            if not (is_number(value) and 0 < value < math.inf):
+                raise ConfigError(f"{name} must be > 0 and finite, got {value!r}")
+        if not isinstance(self.extra, dict):
+            raise ConfigError(f"extra must be a dict of notes, got {self.extra!r}")
         for name, allowed in (
             ("pos_encoding", POS_ENCODINGS),
             ("activation", ACTIVATIONS),

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "minitransformer"
 # The course, bottom up: a module may import from its own level or below, never from above.
 LEVELS = [
     ["errors"],
-    ["checks"],
+    ["checks", "files"],
     ["config"],
     ["masks", "positional"],
     ["kv_cache", "attention"],

@@ -1,5 +1,6 @@
 """The command line trains, resumes, fine-tunes, exports and generates."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pytest
 
 import minitransformer as mt
 from minitransformer.tools.cli import main
+from minitransformer.training import TrainConfig, Trainer
 from minitransformer.training.checkpoints import read_metadata
 
 TINY = [
@@ -89,3 +91,43 @@ def test_bad_command_lines(argv, message, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def mlm_run(tmp_path_factory):
+    """A 2-step masked-LM run saved to a file."""
+    run = tmp_path_factory.mktemp("mlm") / "mlm.safetensors"
+    assert main(["train", "--preset", "shakespeare-mlm", "--out", str(run), "--steps", "2", *TINY[2:]]) == 0
+    return run
+
+
+@pytest.mark.parametrize("option", ["--resume", "--init-from"])
+def test_a_checkpoint_of_another_preset_is_refused_naming_both(mlm_run, option, capsys):
+    capsys.readouterr()
+    assert main(["train", "--preset", "shakespeare-char", option, str(mlm_run), *TINY]) == 2  # as argparse
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("python -m minitransformer train: error: ")
+    assert "a MaskedLM trained with preset 'shakespeare-mlm'" in err
+    assert "preset 'shakespeare-char' trains a GPT" in err
+    assert "use --preset shakespeare-mlm" in err
+
+
+def test_resume_checks_the_tokenizer_too(mlm_run, tmp_path, capsys):
+    model, tokenizer = mt.load_checkpoint(mlm_run)
+    other = mt.CharTokenizer(tokenizer.chars[:-1], special_tokens=tokenizer.special_tokens)  # one id fewer
+    path = tmp_path / "other-vocabulary.safetensors"
+    the_same_but = mt.MaskedLM(dataclasses.replace(model.config, vocab_size=other.vocab_size))
+    Trainer(the_same_but, None, TrainConfig(progress=False), other).save(path)  # a run at step 0
+    capsys.readouterr()
+    assert main(["train", "--preset", "shakespeare-mlm", "--resume", str(path), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "uses another tokenizer (vocab_size=97) than preset 'shakespeare-mlm' (vocab_size=98)" in err
+
+
+def test_a_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    missing = str(tmp_path / "nope.safetensors")
+    assert main(["train", "--preset", "shakespeare-char", "--resume", missing, *TINY]) == 2
+    assert main(["generate", "--model", missing]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("nope.safetensors" in line for line in err)

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from ..errors import CheckpointError, ConfigError
 from ..generation import generate
 from ..training import TrainConfig, Trainer, distributed, load_checkpoint, save_checkpoint
 from . import presets
@@ -46,8 +47,14 @@ NUMBER_OPTIONS = [
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    return {"train": _train, "generate": _generate, "export": _export}[args.command](args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"train": _train, "generate": _generate, "export": _export}[args.command](args)
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        # what was asked for cannot be done: say why in one line and exit 2, as argparse does for a bad option
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,7 +158,9 @@ def _train_config(args, cfg: TrainConfig) -> TrainConfig:
 def _trainer(args, model, tokenizer, task, cfg: TrainConfig) -> Trainer:
     """A new run, a fine-tuning run (--init-from) or the continuation of a saved one (--resume)."""
     if args.resume:
-        return Trainer.resume(args.resume, task, cfg)
+        trainer = Trainer.resume(args.resume, task, cfg)
+        presets.require_same_recipe("resume", args.resume, trainer.model, trainer.tokenizer, model, tokenizer)
+        return trainer
     if args.init_from:
         model = presets.init_from(args.init_from, model, tokenizer, args.freeze_layers)
     return Trainer(model, task, cfg, tokenizer)

@@ -14,6 +14,7 @@ import torch
 
 from ..config import TransformerConfig
 from ..data import ascii_tokenizer, date_splits, load_text, seq2seq_tokenizer, train_val_split
+from ..errors import ConfigError
 from ..models import GPT, MaskedLM, Seq2SeqTransformer
 from ..training import TrainConfig
 from .pretrained import load_model
@@ -130,23 +131,40 @@ def init_from(source, model, tokenizer, freeze_layers: int = 0):
     return model.train()
 
 
+def require_same_recipe(option: str, source, found, found_tokenizer, model, tokenizer) -> None:
+    """--resume / init_from: the checkpoint's model class, preset and tokenizer must be this run's.
+
+    `found` and `found_tokenizer` come from the checkpoint `source`; `model` and `tokenizer` from the
+    preset. The preset's name is in config.extra["preset"] (build() puts it there; checkpoints keep it).
+    """
+    where, preset = f"{option}={str(source)!r}", model.config.extra.get("preset")
+    found_preset = found.config.extra.get("preset")
+    if type(found) is not type(model) or found_preset not in (None, preset):
+        trained = f" trained with preset {found_preset!r}" if found_preset else ""
+        known = isinstance(found_preset, str) and found_preset in PRESETS
+        fix = f"; use --preset {found_preset}" if known else ""
+        raise ConfigError(
+            f"{where} holds a {type(found).__name__}{trained}, but preset {preset!r} trains a "
+            f"{type(model).__name__}{fix}"
+        )
+    theirs = found_tokenizer.to_dict() if found_tokenizer is not None else None
+    if theirs not in (None, tokenizer.to_dict()) or found.config.vocab_size != tokenizer.vocab_size:
+        raise ConfigError(
+            f"{where} uses another tokenizer (vocab_size={found.config.vocab_size}) than preset "
+            f"{preset!r} (vocab_size={tokenizer.vocab_size}); continue on the same vocabulary"
+        )
+
+
 def _require_same_model(source, pretrained, pre_tokenizer, model, tokenizer, freeze_layers):
-    """init_from's checks: the same model class, tokenizer and sizes, and blocks enough to freeze."""
-    if type(pretrained) is not type(model):
-        raise ValueError(
-            f"init_from={source!r} is a {type(pretrained).__name__}, this preset trains a {type(model).__name__}"
-        )
-    if pre_tokenizer is not None and pre_tokenizer.to_dict() != tokenizer.to_dict():
-        raise ValueError(
-            f"init_from={source!r} uses a different tokenizer from this preset's; fine-tune on the same vocabulary"
-        )
+    """init_from's checks: the same model class, preset, tokenizer and sizes, and blocks enough to freeze."""
+    require_same_recipe("init_from", source, pretrained, pre_tokenizer, model, tokenizer)
     ours, theirs = model.config.to_dict(), pretrained.config.to_dict()
     differ = sorted(k for k in ours if k not in ("dropout", "extra") and ours[k] != theirs[k])
     if differ:
-        raise ValueError(
+        raise ConfigError(
             f"init_from={source!r} has another architecture: {', '.join(f'{k}={theirs[k]}' for k in differ)} "
             f"(this model has {', '.join(f'{k}={ours[k]}' for k in differ)}); pass the same sizes"
         )
     blocks = getattr(model, "blocks", None)
     if freeze_layers < 0 or (blocks is not None and freeze_layers > len(blocks)):
-        raise ValueError(f"freeze_layers must be in [0, {len(blocks or [])}], got {freeze_layers}")
+        raise ConfigError(f"freeze_layers must be in [0, {len(blocks or [])}], got {freeze_layers}")

@@ -9,9 +9,11 @@ the hardware and the final metrics, and tests/test_pretrained.py re-scores every
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
+from ..errors import describe
 from ..training.checkpoints import load_checkpoint
 
 PRETRAINED = {
@@ -22,6 +24,10 @@ PRETRAINED = {
 
 
 def pretrained_path(name: str) -> Path:
+    if not isinstance(name, str):
+        raise TypeError(
+            f"name must be the str name of a bundled model ({', '.join(PRETRAINED)}), got {describe(name)}"
+        )
     if name not in PRETRAINED:
         known = "\n".join(f"  {k}: {v}" for k, v in PRETRAINED.items())
         raise ValueError(f"unknown pretrained model {name!r}; the bundled models are:\n{known}")
@@ -41,6 +47,11 @@ def load_pretrained(name: str, device="cpu"):
 
 def load_model(name_or_path, device="cpu"):
     """A bundled name, or the path of any checkpoint written by save_checkpoint -> (model, tokenizer)."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            "name_or_path must be a bundled model name or a checkpoint path (a str or pathlib.Path), "
+            f"got {describe(name_or_path)}"
+        )
     if str(name_or_path) in PRETRAINED:
         return load_pretrained(str(name_or_path), device)
     if not Path(name_or_path).exists():

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, TrainingDivergedError
+from ..checks import is_int
+from ..errors import CheckpointError, ConfigError, TrainingDivergedError
 from . import distributed
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import TrainConfig, pick_device
@@ -63,17 +64,26 @@ class Trainer:
             raise ConfigError(
                 f"{str(path)!r} holds no training state to resume from (saved without a trainer?)"
             )
-        cfg = cfg or TrainConfig(**training["train_config"])
+        with _as_checkpoint_error(path):
+            cfg = cfg or TrainConfig(**training["train_config"])
         trainer = cls(model.train(), task, cfg, tokenizer, callback)
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.generator.set_state(training["batch_rng"])
+        with _as_checkpoint_error(path):
+            trainer._restore(state["optimizer"], training)
+        return trainer
+
+    def _restore(self, optimizer_state: dict, training: dict):
+        """Put back the optimizer's moments, the RNG states and the step of a saved run."""
+        if not is_int(training["step"]) or training["step"] < 0:
+            raise ValueError(f"step must be an integer >= 0, got {training['step']!r}")
+        self.optimizer.load_state_dict(optimizer_state)
+        self.generator.set_state(training["batch_rng"])
         torch.set_rng_state(training["torch_rng"])
         if distributed.rank() > 0:  # the checkpoint holds rank 0's dropout RNG; give the others new streams
-            torch.manual_seed(cfg.seed + distributed.rank() + training["step"] * distributed.world_size())
+            seed = self.cfg.seed + distributed.rank() + training["step"] * distributed.world_size()
+            torch.manual_seed(seed)
         if training.get("grad_scaler"):
-            trainer.scaler.load_state_dict(training["grad_scaler"])
-        trainer.step, trainer.history = training["step"], training.get("history", [])
-        return trainer
+            self.scaler.load_state_dict(training["grad_scaler"])
+        self.step, self.history = training["step"], training.get("history", [])
 
     def fit(self, until: int | None = None) -> list[dict]:
         """Train to cfg.steps (or stop early after step `until`, e.g. to resume later)."""
@@ -187,3 +197,17 @@ class Trainer:
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) for k, v in batch.items()}
+
+
+@contextlib.contextmanager
+def _as_checkpoint_error(path):
+    """A saved training state that does not fit (a wrong type, a missing entry) is a damaged checkpoint."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        reason = f"no {e}" if isinstance(e, KeyError) else str(e)
+        raise CheckpointError(
+            f"{str(path)!r} holds training state this run cannot resume from ({reason})"
+        ) from None
