@@ -153,9 +153,12 @@ def test_char_round_trip_property(char_tok, data):
         ('{"type": "char"}', "'chars'|'merges'|not 'bpe'"),
         ('{"type": "char", "chars": "ab", "special_tokens": []}', "must be a list|not 'bpe'"),
         (
-            '{"type": "bpe", "merges": [[300, 1]], "special_tokens": [], "pattern": "x"}',
+            json.dumps(
+                {"type": "bpe", "merges": [[300, 1]], "special_tokens": [], "pattern": GPT2_SPLIT_PATTERN}
+            ),
             "merges\\[0\\]|not 'char'",
         ),
+        ('{"type": "bpe", "merges": [], "special_tokens": [], "pattern": "x"}', "'pattern'|not 'char'"),
         ('{"type": "wordpiece"}', "wordpiece"),
         ("[1, 2]", "JSON object|'type'"),
     ],
@@ -298,13 +301,20 @@ def _gpt2_byte_chars() -> dict[int, str]:
 
 @pytest.fixture(scope="module")
 def hf_twin(bpe):
-    """A Hugging Face GPT-2 tokenizer built in memory from our merges, with our ids: no download needed."""
+    """A Hugging Face GPT-2 tokenizer built in memory from our merges and special tokens, with our ids: no
+    download needed. Without our special tokens it would read "[BOS]" in a text as five bytes."""
     transformers = pytest.importorskip("transformers")
     chars = _gpt2_byte_chars()
     as_str = lambda i: "".join(chars[b] for b in bpe._tokens_bytes[i])  # noqa: E731
     vocab = {as_str(i): i for i in range(256 + len(bpe.merges))}
     merges = [(as_str(a), as_str(b)) for a, b in bpe.merges]
-    return transformers.GPT2TokenizerFast(vocab=vocab, merges=merges)
+    # No default "<|endoftext|>": it would take id 298, which is our "[BOS]".
+    hf = transformers.GPT2TokenizerFast(
+        vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token=None
+    )
+    hf.add_special_tokens({"additional_special_tokens": list(bpe.special_tokens)})
+    assert hf.convert_tokens_to_ids(list(bpe.special_tokens)) == [bpe.bos_token_id, bpe.eos_token_id]
+    return hf
 
 
 def test_pre_split_matches_hugging_face():
@@ -328,11 +338,27 @@ def test_bpe_matches_hugging_face_on_held_out_shakespeare(bpe, hf_twin, text):
     assert bpe.encode(held_out) == hf_twin(held_out)["input_ids"]
 
 
-@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.text() | st.text(st.sampled_from("etaoinshrdlu ,.'!\n")))
+# Text from common English characters, so that the learned merges actually fire and compete, and pieces of
+# the special tokens, which must become their ids whole and stay bytes when broken.
+ENGLISH_AND_SPECIALS = st.lists(st.sampled_from([*"etaoinshrdlu ,.'!\n[]", "[BOS]", "[EOS]", "BOS", "[EO"]))
+
+
+@FIXTURE_OK
+@given(st.text() | st.text(st.sampled_from("etaoinshrdlu ,.'!\n")) | ENGLISH_AND_SPECIALS.map("".join))
 def test_bpe_matches_hugging_face_on_any_text(bpe, hf_twin, s):
-    # Also text from common English characters, so that the learned merges actually fire and compete.
     assert bpe.encode(s) == hf_twin(s)["input_ids"]
+
+
+def test_bpe_matches_hugging_face_on_text_with_special_tokens(bpe, hf_twin):
+    for s in ["[BOS]", "a [BOS] b[EOS]c", " [EOS] [BOS]x", "[BOS[EOS]]", "<|endoftext|>"]:
+        assert bpe.encode(s) == hf_twin(s)["input_ids"], s
+
+
+def test_bpe_matches_hugging_face_on_long_chunks(bpe, hf_twin, text):
+    # Chunks far longer than a word take the fast merge path (merging.merge_by_rank).
+    letters = "".join(ch for ch in text[300_000:340_000] if ch.isalpha())
+    for s in [letters, "he" * 5_000, "e" * 3_000, " " * 500 + "x"]:
+        assert bpe.encode(s) == hf_twin(s)["input_ids"]
 
 
 # ---------------------------------------------------------------- the full corpus

@@ -17,11 +17,11 @@ import json
 import operator
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 
 import regex
 import torch
 
+from .. import files
 from ..errors import CheckpointError, ShapeError, describe
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]", "[MASK]")
@@ -129,11 +129,13 @@ class Tokenizer:
         }
 
     def save(self, path) -> None:
-        """Write the tokenizer to a JSON file (UTF-8); read it back with `load` or `load_tokenizer`."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the tokenizer to a JSON file (UTF-8); read it back with `load` or `load_tokenizer`.
+
+        The file is replaced atomically (files.py): a full disk or a crash keeps the previous one.
+        """
         # ensure_ascii keeps the file valid UTF-8 even if the vocabulary holds unpaired surrogates.
-        path.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=True), encoding="utf-8")
+        text = json.dumps(self.to_dict(), indent=1, ensure_ascii=True)
+        files.write_bytes(path, text.encode("utf-8"), "tokenizer file")
 
     @classmethod
     def load(cls, path):
@@ -157,18 +159,30 @@ def require_text(text, hint: str = "") -> None:
         raise TypeError(f"text must be a str, got {describe(text)}{hint}")
 
 
+# Limits on special tokens, which a file may carry: each is a branch of the regex that `encode` runs first,
+# and `regex` searches a long literal super-linearly (one token of 4,096 characters: 30 s to encode 16 kB).
+MAX_SPECIAL_TOKENS = 1024
+MAX_SPECIAL_TOKEN_LENGTH = 64  # characters; "<|reserved_special_token_250|>" has 30
+
+
 def _checked_special_tokens(special_tokens: Sequence[str]) -> list[str]:
-    """special_tokens as a list of distinct, non-empty strings."""
+    """special_tokens as a list of at most MAX_SPECIAL_TOKENS distinct, non-empty strings, none too long."""
     if isinstance(special_tokens, str):
         raise TypeError(
             f"special_tokens must be a sequence of strings, got the string {special_tokens!r}; "
             f"write special_tokens=({special_tokens!r},)"
         )
     tokens = list(special_tokens)
+    if len(tokens) > MAX_SPECIAL_TOKENS:
+        raise ValueError(
+            f"special_tokens holds {len(tokens):,} tokens, more than "
+            f"MAX_SPECIAL_TOKENS = {MAX_SPECIAL_TOKENS}"
+        )
     for tok in tokens:
-        if not isinstance(tok, str) or not tok:
+        if not isinstance(tok, str) or not 0 < len(tok) <= MAX_SPECIAL_TOKEN_LENGTH:
             raise ValueError(
-                f"special_tokens must be non-empty strings, got {describe(tok)} "
+                f"special_tokens must be non-empty strings of at most MAX_SPECIAL_TOKEN_LENGTH = "
+                f"{MAX_SPECIAL_TOKEN_LENGTH} characters, got {describe(tok)} "
                 f"(the package knows {list(SPECIAL_TOKENS)})"
             )
     repeated = sorted(tok for tok, n in Counter(tokens).items() if n > 1)
@@ -193,17 +207,14 @@ def _tensor_ids(ids: torch.Tensor) -> list:
 
 
 def read_json(path) -> dict:
-    """The JSON in the file at `path`; any way of failing to read it becomes a CheckpointError."""
+    """The JSON in the tokenizer file at `path`; any way of failing to read it becomes a CheckpointError.
+
+    Only a regular file of at most files.MAX_JSON_BYTES is read (a FIFO or /dev/zero is refused at once).
+    """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"no tokenizer file at {str(path)!r}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(
-            f"{str(path)!r} is not a tokenizer JSON file ({e}); write one with tokenizer.save(path)"
-        ) from None
-    except OSError as e:  # a directory, no permission, ...
-        raise CheckpointError(f"cannot read tokenizer file {str(path)!r}: {e}") from None
+        return files.read_json(path, "tokenizer", hint="; write one with tokenizer.save(path)")
+    except FileNotFoundError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def check_dict(d, kind: str, fields: dict[str, type]) -> None:

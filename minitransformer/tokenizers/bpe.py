@@ -8,6 +8,10 @@ were learned.
     text ──split out special tokens──> pieces ──regex pre-split──> chunks ──UTF-8──> bytes ──merges──> ids
 
 Notebook 05, sections 3 to 7: the merge loop written by hand there must learn the same merges as `train`.
+
+Limits, so that a hostile file cannot exhaust memory or time on load: at most MAX_MERGES merges, and at
+most MAX_VOCAB_BYTES bytes in all the tokens together (chained merges make long tokens cheaply: n merges can
+ask for n²/2 bytes). The `pattern` of a loaded file must be one of pretokenize.ALLOWED_PATTERNS.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 
-from ..errors import UnknownTokenError, describe
+from ..checks import is_int
+from ..errors import CheckpointError, UnknownTokenError, describe
 from .base import Tokenizer, as_checkpoint_error, check_dict, require_text
-from .merging import Pair, PairCounts, merge
-from .pretokenize import GPT2_SPLIT_PATTERN, compile_pattern, utf8
+from .merging import Pair, PairCounts, merge, merge_by_rank
+from .pretokenize import ALLOWED_PATTERNS, GPT2_SPLIT_PATTERN, compile_pattern, split_chunks, utf8
 
+MAX_MERGES = 1_000_000  # 5x GPT-4o's 200k
+MAX_VOCAB_BYTES = 64 * 2**20  # all the tokens' bytes together; GPT-4o's vocabulary holds about 2 MB
 _CHUNK_CACHE_SIZE = 100_000  # chunks remembered by BPETokenizer.encode; the cache is emptied when full
+_LONG_CHUNK = 16  # bytes, most words; longer chunks take merge_by_rank, O(n log n), not the O(n²) loop
 
 
 class BPETokenizer(Tokenizer):
@@ -41,6 +49,7 @@ class BPETokenizer(Tokenizer):
     ):
         self._ranks = _merge_ranks(merges)  # pair -> when it was learned (0 = first)
         self.merges = tuple(self._ranks)
+        _check_vocabulary_bytes(self.merges)
         self._tokens_bytes = [bytes([b]) for b in range(256)]  # id -> the bytes it stands for
         for a, b in self.merges:
             self._tokens_bytes.append(self._tokens_bytes[a] + self._tokens_bytes[b])
@@ -112,21 +121,28 @@ class BPETokenizer(Tokenizer):
         Special tokens are cut out first, so that no merge crosses them.
         """
         chunks: Counter[str] = Counter()
-        for piece, _, special_id in self._split_specials(text):
+        for piece, start, special_id in self._split_specials(text):
             if special_id is None:
-                chunks.update(self._pattern.findall(piece))
+                chunks.update(split_chunks(self._pattern, piece, start))
         return Counter({utf8(chunk): n for chunk, n in chunks.items()})
 
     def _encode_ordinary(self, piece: str, start: int) -> list[int]:
+        utf8(piece, start)  # fails early, naming the position, on a character that has no UTF-8 bytes
         ids: list[int] = []
-        for m in self._pattern.finditer(piece):
-            chunk = m.group()
-            if chunk not in self._cache:
-                if len(self._cache) >= _CHUNK_CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[chunk] = self._encode_chunk(utf8(chunk, start + m.start()))
-            ids.extend(self._cache[chunk])
+        for chunk in split_chunks(self._pattern, piece, start):
+            chunk_ids = self._cache.get(chunk)
+            ids.extend(chunk_ids if chunk_ids is not None else self._encode_new_chunk(chunk))
         return ids
+
+    def _encode_new_chunk(self, chunk: str) -> tuple[int, ...]:
+        """The ids of a chunk not in the cache: the readable loop for a word, the fast path for a long run."""
+        data = chunk.encode("utf-8")
+        if len(data) > _LONG_CHUNK:  # e.g. a megabyte of letters without a space: minutes for the loop below
+            return tuple(merge_by_rank(list(data), self._ranks))
+        if len(self._cache) >= _CHUNK_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[chunk] = self._encode_chunk(data)
+        return self._cache[chunk]
 
     def _encode_chunk(self, data: bytes) -> tuple[int, ...]:
         """Apply the merges to one chunk's bytes, earliest-learned pair first, as training did."""
@@ -159,6 +175,13 @@ class BPETokenizer(Tokenizer):
     @classmethod
     def from_dict(cls, d: dict) -> BPETokenizer:
         check_dict(d, cls.kind, {"merges": list, "special_tokens": list, "pattern": str})
+        if d["pattern"] not in ALLOWED_PATTERNS.values():  # a regex from a file is code: it may run for hours
+            allowed = ", ".join(f"{name} = {p!r}" for name, p in ALLOWED_PATTERNS.items())
+            raise CheckpointError(
+                f"the bpe tokenizer's 'pattern' must be one of the patterns minitransformer writes "
+                f"({allowed}), got {describe(d['pattern'])}; for a pattern you trust, build the tokenizer "
+                "in code: BPETokenizer(d['merges'], d['special_tokens'], pattern=...)"
+            )
         with as_checkpoint_error(cls.kind):
             return cls(
                 [tuple(m) if isinstance(m, list) else m for m in d["merges"]],
@@ -182,13 +205,15 @@ def _merge_ranks(merges: Sequence[Pair] | dict) -> dict[Pair, int]:
                 f"merges as a dict must create the ids 256, 257, ... in order, got {describe(ids)}"
             )
         merges = sorted(merges, key=merges.get)
+    if len(merges) > MAX_MERGES:
+        raise ValueError(f"merges holds {len(merges):,} merges, more than MAX_MERGES = {MAX_MERGES:,}")
     ranks: dict[Pair, int] = {}
     for rank, pair in enumerate(merges):
         new_id = 256 + rank
         if (
             not isinstance(pair, (tuple, list))
             or len(pair) != 2
-            or not all(isinstance(i, int) and 0 <= i < new_id for i in pair)
+            or not all(is_int(i) and 0 <= i < new_id for i in pair)
         ):
             raise ValueError(
                 f"merges[{rank}] must be a pair of existing ids, each in 0..{new_id - 1} "
@@ -199,3 +224,22 @@ def _merge_ranks(merges: Sequence[Pair] | dict) -> dict[Pair, int]:
             raise ValueError(f"merges[{rank}] = {pair} repeats merges[{ranks[pair]}]")
         ranks[pair] = rank
     return ranks
+
+
+def _check_vocabulary_bytes(merges: Sequence[Pair]) -> None:
+    """Refuse merges whose tokens would hold over MAX_VOCAB_BYTES bytes in all, before building any token.
+
+    A token's length is the sum of its two parts' lengths, so the lengths cost one int each. Chained merges
+    ask for a lot: (97, 256), (97, 257), ... make tokens of 3, 4, 5, ... bytes, and (256, 256), (257, 257),
+    ... double the length at each merge.
+    """
+    lengths, total = [1] * 256, 256
+    for rank, (a, b) in enumerate(merges):
+        lengths.append(lengths[a] + lengths[b])
+        total += lengths[-1]
+        if total > MAX_VOCAB_BYTES:  # stop here: the lengths of later merges could grow without bound
+            raise ValueError(
+                f"the tokens would hold more than MAX_VOCAB_BYTES = {MAX_VOCAB_BYTES:,} bytes in all; "
+                f"merges[{rank}] = {(a, b)} makes a token of {lengths[-1]:,} bytes and the total "
+                f"{total:,} (a real vocabulary holds a few MB)"
+            )
