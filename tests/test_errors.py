@@ -15,6 +15,7 @@ import torch
 
 import minitransformer as mt
 from minitransformer.data import clm_batch, date_pairs, load_text, pad_batch, train_val_split
+from minitransformer.tokenizers import GPT2_SPLIT_PATTERN, tokenizer_from_dict
 from minitransformer.tools.pipelines import pipeline
 from minitransformer.training import TrainConfig
 
@@ -352,6 +353,85 @@ CASES = [
         lambda: TrainConfig(precision="fp8"),
         mt.ConfigError,
         "precision must be one of",
+    ),
+    # ----- files and hostile inputs (reliability)
+    (
+        "load_checkpoint",
+        "a path that is not a file path",
+        lambda: mt.load_checkpoint(123),
+        TypeError,
+        "path must be a file path",
+    ),
+    (
+        "load_checkpoint",
+        "the meta device, which holds no weights",
+        lambda: mt.load_checkpoint(mt.tools.pretrained.pretrained_path("dates-seq2seq"), map_location="meta"),
+        ValueError,
+        "would load no weights at all",
+    ),
+    (
+        "save_checkpoint",
+        "an integer storage dtype",
+        lambda: mt.save_checkpoint("unused.safetensors", gpt(), dtype=torch.int8),
+        ValueError,
+        "dtype must be None, torch.float32, torch.float16 or torch.bfloat16",
+    ),
+    (
+        "save_checkpoint",
+        "metrics that are not JSON",
+        lambda: mt.save_checkpoint("unused.safetensors", gpt(), metrics={"loss": torch.ones(1)}),
+        ValueError,
+        "metrics must hold only JSON values",
+    ),
+    (
+        "save_checkpoint",
+        "a folder as the destination",
+        lambda: mt.save_checkpoint(".", gpt()),
+        mt.CheckpointError,
+        "will not save the checkpoint to",
+    ),
+    (
+        "TransformerConfig",
+        "infinite layer_norm_eps",
+        lambda: mt.TransformerConfig(layer_norm_eps=float("inf")),
+        mt.ConfigError,
+        "layer_norm_eps must be > 0 and finite",
+    ),
+    (
+        "load_pretrained",
+        "a list instead of a name",
+        lambda: mt.load_pretrained(["x"]),
+        TypeError,
+        "name must be the str name of a bundled model",
+    ),
+    (
+        "tokenizer_from_dict",
+        "a split pattern the package never writes",
+        lambda: tokenizer_from_dict({"type": "bpe", "merges": [], "special_tokens": [], "pattern": "(a|aa)+$"}),
+        mt.CheckpointError,
+        "'pattern' must be one of the patterns minitransformer writes",
+    ),
+    (
+        "tokenizer_from_dict",
+        "chained merges whose tokens would fill memory",
+        lambda: tokenizer_from_dict({"type": "bpe", "merges": [[97, 97]] + [[256 + k, 256 + k] for k in range(40)],
+                                     "special_tokens": [], "pattern": GPT2_SPLIT_PATTERN}),
+        mt.CheckpointError,
+        "MAX_VOCAB_BYTES",
+    ),
+    (
+        "CharTokenizer",
+        "a special token over 64 characters",
+        lambda: mt.CharTokenizer("a", special_tokens=["x" * 65]),
+        ValueError,
+        "MAX_SPECIAL_TOKEN_LENGTH",
+    ),
+    (
+        "BPETokenizer.encode",
+        "a split pattern that skips characters",
+        lambda: mt.BPETokenizer(pattern=r"\w+").encode("hi there"),
+        ValueError,
+        "skips ' ' at position 2",
     ),
 ]
 
