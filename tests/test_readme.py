@@ -29,6 +29,15 @@ def test_python_example_runs(capsys):
     assert capsys.readouterr().out.startswith("ROMEO:")
 
 
+def test_hugging_face_style_example_runs(capsys):
+    block = re.findall(r"```python\n(.*?)```", README, re.S)[1]
+    assert "AutoModelForCausalLM" in block
+    namespace: dict = {"torch": __import__("torch")}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert capsys.readouterr().out.startswith("ROMEO:")
+    assert namespace["outputs"].loss.item() > 0
+
+
 def test_quick_start_is_two_commands_and_ci_runs_the_test_command():
     quick = re.search(r"## Quick start.*?```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
     assert len(quick) == 2
