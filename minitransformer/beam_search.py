@@ -21,9 +21,16 @@ favours them; 0 compares plain sums; < 0 favours short ones. When to stop (`earl
              might still have won)
     "never"  only when no beam can beat the pool even at the most favourable length (max_length
              when length_penalty > 0): the exact bound, so it may run to max_length
-Every rule above, including the -1e9 "impossible" scores and the order of the additions, follows
-Hugging Face transformers 5 (`GenerationMixin._beam_search` and its helpers in generation/utils.py),
-so the outputs and scores agree token for token (tests/test_generation.py).
+Every rule above follows Hugging Face transformers 5 (`GenerationMixin._beam_search` and its
+helpers in generation/utils.py), so the outputs and scores agree token for token
+(tests/test_generation.py). One deliberate difference: Hugging Face marks what must not be chosen
+(an ended candidate as a beam, a running one as a hypothesis, an empty pool slot) by adding -1e9
+to its score, and that fails when real scores are that low too: with temperature=1e-9 every real
+hypothesis scores below an empty slot, and the search returns no new tokens. Here such entries
+are -inf, which no real score is below, so the results agree wherever Hugging Face's are real, and
+as the temperature goes to 0 beam sampling becomes beam search (`_draw`). When fewer possible
+sequences exist than num_return_sequences (the sampling filters leave too few tokens), Hugging
+Face returns empty slots filled with id -1; this raises a ValueError instead.
 
 `generate(..., num_beams=K)` (generation/loop.py) calls `beam_search`; `return_trace=True` records every
 candidate of every step so that a notebook can draw the search tree. Used in the decoding notebook.
@@ -31,9 +38,14 @@ candidate of every step so that a notebook can draw the search tree. Used in the
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-IMPOSSIBLE = -1.0e9  # Hugging Face's score for "must not be chosen": finite, so sums stay finite
+from .errors import ConfigError
+
+IMPOSSIBLE = -math.inf  # the score of what must not be chosen (Hugging Face: -1e9, see above)
+MAX_DIVISOR = 1e30  # length ** length_penalty beyond this makes float32 scores 0 or inf
 
 
 def beam_search(
@@ -54,6 +66,7 @@ def beam_search(
     """
     K, n = num_beams, num_return_sequences
     B, T = prompt.shape[0] // K, prompt.shape[1]
+    _check_length_penalty(length_penalty, max_length - T)
     n_candidates = max(2, 1 + (len(eos_ids) if eos_ids is not None else 0)) * K  # 2K with one EOS id
     fill = -1 if fill_id is None else fill_id
     device = prompt.device
@@ -62,8 +75,7 @@ def beam_search(
     # Only beam 0 starts alive: the K copies of a prompt would otherwise propose K copies of each token.
     running_scores = torch.zeros(B, K, device=device)
     running_scores[:, 1:] = IMPOSSIBLE
-    pool = torch.full((B, K, max_length), fill, dtype=prompt.dtype, device=device)  # finished hypotheses
-    pool[:, :, :T] = running
+    pool = running.clone()  # (B, K, L): finished hypotheses, padded with fill; one column more per step
     pool_scores = torch.full((B, K), IMPOSSIBLE, device=device)
     pool_finished = torch.zeros(B, K, dtype=torch.bool, device=device)  # which slots hold a real one
     pool_lengths = torch.zeros(B, K, dtype=torch.long, device=device)  # their numbers of new tokens
@@ -81,9 +93,7 @@ def beam_search(
 
         # 1-2. the candidates: 2K continuations of the K beams, best first
         if do_sample:
-            picks = torch.multinomial(totals.softmax(dim=-1), n_candidates, generator=generator)
-            scores, order = totals.gather(1, picks).sort(dim=-1, descending=True)
-            picks = picks.gather(1, order)
+            scores, picks = _draw(totals, n_candidates, generator)
         else:
             scores, picks = totals.topk(n_candidates)  # (B, 2K) each
         parents, tokens = picks // V, picks % V  # which beam, which token
@@ -95,22 +105,20 @@ def beam_search(
             ends |= stopped(candidates.view(B * n_candidates, length + 1)).view(B, n_candidates)
 
         # 3. the pool: the candidates that end here (only those among the best K count) join it if
-        # they beat its worst. Unusable ones get -1e9, added in Hugging Face's order (float rounding).
+        # they beat its worst; the others get -inf, and so does an impossible candidate already.
         n_new = length + 1 - T
-        final = scores / (n_new**length_penalty)
         pool_is_full = pool_finished.all(dim=-1, keepdim=True) & (early_stopping is True)  # (B, 1)
-        final = final + pool_is_full.to(torch.float32) * IMPOSSIBLE
-        final = final + (~improvable).to(torch.float32) * IMPOSSIBLE
-        final = final + (~(ends & in_top_k)) * IMPOSSIBLE
+        may_join = ends & in_top_k & ~pool_is_full & improvable  # (B, 2K)
+        final = (scores / (n_new**length_penalty)).masked_fill(~may_join, IMPOSSIBLE)
         best = torch.cat([pool_scores, final], dim=1).topk(K).indices  # (B, K) of the 3K
-        padded = torch.nn.functional.pad(candidates, (0, max_length - length - 1), value=fill)
-        pool = _take(torch.cat([pool, padded], dim=1), best)
+        pool = torch.nn.functional.pad(pool, (0, 1), value=fill)  # (B, K, L+1), like the candidates
+        pool = _take(torch.cat([pool, candidates], dim=1), best)
         pool_scores = torch.cat([pool_scores, final], dim=1).gather(1, best)
-        pool_finished = torch.cat([pool_finished, ends & in_top_k], dim=1).gather(1, best)
+        pool_finished = pool_scores > IMPOSSIBLE  # a slot holds a hypothesis iff it has a real score
         pool_lengths = torch.cat([pool_lengths, torch.full_like(tokens, n_new)], dim=1).gather(1, best)
 
         # 4. the next beams: the K best candidates that go on; the cache follows their parents
-        alive_scores = scores + ends.to(torch.float32) * IMPOSSIBLE
+        alive_scores = scores.masked_fill(ends, IMPOSSIBLE)
         chosen = alive_scores.topk(K).indices  # (B, K)
         running, running_scores = _take(candidates, chosen), alive_scores.gather(1, chosen)
         offsets = torch.arange(B, device=device)[:, None] * K  # beam k of prompt b is row b*K + k
@@ -137,8 +145,53 @@ def beam_search(
                  "score": float(pool_scores[b, k]), "returned": k < n}
                 for k in range(K) if pool_finished[b, k]
             ]
+    _check_enough_hypotheses(pool_finished, n)
     out_length = T + int(pool_lengths[:, :n].max())
     return pool[:, :n, :out_length].reshape(B * n, out_length), pool_scores[:, :n].reshape(B * n), trace
+
+
+def _draw(totals, n, generator):
+    """Beam sampling: n of the B x (K*V) candidates drawn without replacement from softmax(totals),
+    best first -> (scores (B, n), picks (B, n)).
+
+    When fewer than n candidates have a probability that float32 can represent (a tiny temperature
+    makes the others underflow to 0), the draw takes all of those and then arbitrary ones, even
+    impossible ones (-inf). Those rows take the best of the rest by score instead: the limit of
+    sampling as the temperature goes to 0. (Hugging Face keeps the arbitrary ones.)
+    """
+    dead = totals.max(dim=-1, keepdim=True).values == IMPOSSIBLE  # (B, 1) no beam left: a uniform stand-in
+    probs = totals.masked_fill(dead, 0.0).softmax(dim=-1)
+    picks = torch.multinomial(probs, n, generator=generator)
+    short = (probs.gather(1, picks) == 0).any(dim=1, keepdim=True)  # (B, 1): every possible draw was taken
+    if short.any():
+        best_rest = totals.masked_fill(probs > 0, math.inf).topk(n).indices  # the drawable ones, then by score
+        picks = torch.where(short, best_rest, picks)
+    scores, order = totals.gather(1, picks).sort(dim=-1, descending=True)
+    return scores, picks.gather(1, order)
+
+
+def _check_length_penalty(length_penalty, max_new):
+    """Scores are divided by (new tokens) ** length_penalty: refuse what float32 cannot hold."""
+    if max_new > 1 and abs(length_penalty) * math.log10(max_new) > math.log10(MAX_DIVISOR):
+        bound = math.log10(MAX_DIVISOR) / math.log10(max_new)
+        raise ConfigError(
+            f"length_penalty={length_penalty} is too extreme: a hypothesis of {max_new} new tokens would be "
+            f"scored sum / {max_new} ** {length_penalty}, beyond float32's range (the scores become 0 or "
+            f"inf); with {max_new} new tokens at most, use |length_penalty| <= {bound:.3g} (usual: 0.5 to 2)"
+        )
+
+
+def _check_enough_hypotheses(pool_finished, n):
+    """A slot of the pool without a finished hypothesis must not be returned (Hugging Face returns ids -1)."""
+    found = pool_finished[:, :n].sum(dim=1)  # (B,): real hypotheses among the n returned slots
+    if (found < n).any():
+        b = int((found < n).nonzero()[0])
+        raise ValueError(
+            f"beam search found only {int(found[b])} possible sequences for prompt {b}, fewer than "
+            f"num_return_sequences={n}: the sampling filters (top_k, top_p, min_p, typical_p), a small "
+            f"vocabulary or few new tokens leave too few candidates. Ask for num_return_sequences <= "
+            f"{int(found.min())}, or loosen the filters"
+        )
 
 
 def _take(x, index):
@@ -158,7 +211,7 @@ def record_step(trace, scores, parents, tokens, ends, chosen, log_probs):
 
     A tree: the nodes of step s are its candidates with a "beam" index; each candidate of step s+1
     hangs below the node of step s whose "beam" equals its "parent". At step 0 every candidate
-    comes from beam 0 (the other beams start at -1e9). Candidates that end are leaves.
+    comes from beam 0 (the other beams start at -inf). Candidates that end are leaves.
     """
     B, K = chosen.shape
     beam_index = torch.arange(K, device=chosen.device).expand(B, K)

@@ -1,4 +1,21 @@
-"""Shared test settings: small, seeded, CPU-only, deterministic."""
+"""Shared test settings: small, seeded, CPU-only tensors, and three hypothesis profiles.
+
+The property tests (hypothesis) run under one of these profiles; tests leave the number of
+examples to the profile, so that one switch decides how hard they look:
+
+    dev        the default on a workstation: 20 random examples per test, a new draw each run;
+               a failing example is saved in .hypothesis/ and replayed first next time
+    ci         the default when CI=true (or HYPOTHESIS_PROFILE=ci, as .ci/run sets): 50 random
+               examples per test, a new seed each run, nothing saved; a failure prints the seed
+               and the example needed to reproduce it
+    thorough   thousands of examples per test, to hunt for bugs before a release (minutes):
+
+        pytest --hypothesis-profile=thorough tests/test_fuzz.py tests/test_logits.py \
+            tests/test_generation.py tests/test_reliability_generation.py
+
+`--hypothesis-profile=NAME` (or HYPOTHESIS_PROFILE=NAME) chooses one explicitly, and
+`--hypothesis-seed=N` repeats a run: no profile is derandomized, so the seed decides the examples.
+"""
 
 import os
 
@@ -7,8 +24,15 @@ import torch
 from hypothesis import settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-settings.register_profile("default", max_examples=25, deadline=None, derandomize=True)
-settings.load_profile("default")
+
+# Hypothesis loads its own derandomized "ci" profile when it sees CI=true: start from its defaults instead.
+_base = dict(parent=settings.get_profile("default"), deadline=None, derandomize=False)
+settings.register_profile("dev", max_examples=20, **_base)
+settings.register_profile("ci", max_examples=50, database=None, print_blob=True, **_base)
+settings.register_profile("thorough", max_examples=2000, print_blob=True, **_base)
+_in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# --hypothesis-profile, when given, is applied after this and wins.
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _in_ci else "dev"))
 
 
 # Tiny tensors run fastest on one thread, and one thread gives the same floating-point sums on

@@ -23,7 +23,7 @@ from minitransformer.logits import (
     typical_filter,
 )
 
-FEW = settings(max_examples=50, deadline=None)
+FEW = settings(deadline=None)  # how many examples: the hypothesis profile decides (tests/conftest.py)
 INF = float("inf")
 
 

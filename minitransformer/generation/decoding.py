@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import math
 import warnings
+from functools import partial
 
 import torch
 
@@ -18,6 +19,7 @@ from .. import checks
 from ..errors import ConfigError, ShapeError, describe
 from ..logits import apply_repetition_penalty, stages
 from ..masks import positions_from_mask
+from .memory import check_rows_fit
 
 DEFAULT_MAX_NEW_TOKENS = 20  # Hugging Face's GenerationConfig default (max_length=20), counted as new tokens
 
@@ -44,6 +46,7 @@ class Decoding:
         self.pad_id = s.pad_token_id if s.pad_token_id is not None else (s.eos_ids or [None])[0]
         source = model.source_inputs(src_ids=src_ids, src_mask=src_mask)
         ids, mask = self._prompt(input_ids, attention_mask, src_ids, has_source=bool(source))
+        check_rows_fit(model, s, ids.shape[0], ids.device)  # before any row is allocated
         self.max_length = self._max_length(ids.shape[1])
         self.eos = None if s.eos_ids is None else torch.tensor(s.eos_ids, device=ids.device)
         self.stopped = _StopStrings(s.stop_list, tokenizer, ids.shape[1]) if s.stop_strings is not None else None
@@ -51,6 +54,7 @@ class Decoding:
         n = max(s.num_beams, s.num_return_sequences)
         repeat = lambda x: None if x is None else x.repeat_interleave(n, dim=0)
         self.ids, self.mask = repeat(ids), repeat(mask)
+        self._grown_mask = self.mask  # the mask with 1s for new tokens, grown by `mask_upto`
         self.source = {name: repeat(x) for name, x in source.items()}
         if self.stopped is not None and self.pad_id is None and self.ids.shape[0] > 1:
             raise ConfigError("stop_strings with several sequences need pad_token_id (or eos_token_id) to "
@@ -66,8 +70,11 @@ class Decoding:
         """The checked prompt (B, T) and its attention mask, or None when nothing is padded."""
         s = self.settings
         batch = src_ids.shape[0] if src_ids is not None else 1
+        _refuse_meta("input_ids", input_ids)
+        _refuse_meta("attention_mask", attention_mask)
         if input_ids is not None:
             checks.token_ids("input_ids", input_ids, self.model.config.vocab_size)
+            input_ids = _on_model_device(input_ids.long(), self.model)  # any integer dtype: ids are ids
             if src_ids is not None and input_ids.shape[0] != batch:
                 raise ShapeError(f"input_ids (the decoder's start) has {input_ids.shape[0]} rows, src_ids {batch}")
             batch = input_ids.shape[0]
@@ -81,10 +88,12 @@ class Decoding:
             checks.attention_mask("attention_mask", attention_mask, *input_ids.shape)
             if not attention_mask.bool().any(dim=1).all():
                 raise ValueError("attention_mask has a row of zeros: every prompt needs a real token")
+            _warn_if_right_padded(attention_mask, "attention_mask")
         elif s.pad_token_id is not None and s.pad_token_id not in (s.eos_ids or []) and not has_source:
             # Like Hugging Face: a prompt without a mask marks its padding with pad_token_id (unless it
             # is also EOS); a decoder start token is no prompt.
             attention_mask = (input_ids != s.pad_token_id).long()
+            _warn_if_right_padded(attention_mask, f"the attention mask inferred from pad_token_id={s.pad_token_id}")
         if attention_mask is not None and attention_mask.bool().all():
             attention_mask = None  # no padding: the model's plain causal path is faster
         return input_ids, attention_mask
@@ -107,13 +116,13 @@ class Decoding:
                           f"max_len={context}: beyond it the model sees only the newest {context}", stacklevel=4)
         return length
 
-    def full_mask(self):
-        """(B, max_length): the prompts' attention mask, then 1 for every new token (None: no padding)."""
+    def mask_upto(self, length):
+        """(B, length): the prompts' attention mask, then 1 for every new token (None: no padding)."""
         if self.mask is None:
             return None
-        mask = self.mask.new_ones((self.mask.shape[0], self.max_length))
-        mask[:, : self.mask.shape[1]] = self.mask
-        return mask
+        if self._grown_mask.shape[1] < length:
+            self._grown_mask = grown(self._grown_mask, length, self.max_length, fill=1)
+        return self._grown_mask[:, :length]
 
     def next_logits(self, ids, mask):
         """ids (B, L): all tokens so far; mask (B, L) or None -> logits (B, V) for token L + 1."""
@@ -134,17 +143,35 @@ class Decoding:
     def process(self, scores, ids, n_new):
         """scores (B, V), ids (B, L) -> scores after Hugging Face's processors, in its order."""
         logits = scores
-        if n_new < self.settings.min_new_tokens and self.eos is not None:
-            scores = scores.index_fill(-1, self.eos, -math.inf)  # too early to stop
-        if self.skip_padding:
-            penalty = self.settings.repetition_penalty
-            scores = apply_repetition_penalty.__wrapped__(scores, self._without_padding(ids), penalty)
-        for _, stage in stages(self.logits_settings, ids, self.settings.do_sample, self.min_tokens_to_keep):
+        for _, stage in self._processors(ids, n_new):
             scores = stage(scores)  # unchecked: the settings checked themselves when built
         if scores is logits:
             scores = logits.clone()
-        _check_finite(scores, logits, ids.shape[1], self.settings)
+        if not torch.isfinite(scores.max(dim=-1).values).all():  # +inf or NaN anywhere, or no token left
+            self._explain_failure(logits, ids, n_new)  # one check per step; the diagnosis only on failure
         return scores
+
+    def _processors(self, ids, n_new):
+        """[(name, function of scores)]: the EOS ban, the repetition penalty without padding, logits.stages."""
+        s, plan = self.settings, []
+        if n_new < s.min_new_tokens and self.eos is not None:
+            plan.append(("min_new_tokens", lambda x: x.index_fill(-1, self.eos, -math.inf)))  # too early to stop
+        if self.skip_padding:
+            plan.append(("repetition penalty", partial(apply_repetition_penalty.__wrapped__,
+                                                       input_ids=self._without_padding(ids),
+                                                       penalty=s.repetition_penalty)))
+        return plan + stages(self.logits_settings, ids, s.do_sample, self.min_tokens_to_keep)
+
+    def _explain_failure(self, logits, ids, n_new):
+        """Rerun the processors one by one and raise an error that names the one that broke the scores."""
+        check_model_output(logits, ids.shape[1])
+        scores = logits
+        for name, stage in [("the model", lambda x: x), *self._processors(ids, n_new)]:
+            scores = stage(scores)
+            best = scores.max(dim=-1).values  # (B,)
+            if not torch.isfinite(best).all():
+                raise ValueError(_failure_message(name, self.settings, ids.shape[1], int(logits.shape[-1]),
+                                                  no_token_left=bool((best == -math.inf).any())))
 
     def _without_padding(self, ids):
         """ids with each row's left padding overwritten by its first real token: a token is penalised
@@ -188,13 +215,57 @@ def check_model_output(logits, length):
                          "weights (did training diverge?) and its inputs")
 
 
-def _check_finite(scores, logits, length, s):
-    """One check per step; find out which fault it was only when it fails."""
-    if torch.isfinite(scores.max(dim=-1).values).all():  # +inf or NaN anywhere, or no token left
-        return
-    check_model_output(logits, length)
-    raise ValueError(
-        f"the next-token scores overflowed to inf/NaN after the logits processors (temperature="
-        f"{s.temperature}, repetition_penalty={s.repetition_penalty}); such extreme settings "
-        "exceed float32's range: use values closer to 1"
-    )
+def _failure_message(stage, s, length, vocab, no_token_left):
+    """Why no token can be chosen at sequence length `length`, said in terms of the setting to blame."""
+    if stage == "no-repeat n-gram":
+        return (f"no_repeat_ngram_size={s.no_repeat_ngram_size} bans every token at sequence length {length}: "
+                f"each of the {vocab} tokens of the vocabulary would repeat a {s.no_repeat_ngram_size}-gram "
+                "already in the sequence. Use a larger no_repeat_ngram_size, fewer new tokens, or 0 to turn "
+                "the ban off")
+    if stage == "min_new_tokens":
+        return (f"min_new_tokens={s.min_new_tokens} forbids the EOS ids {s.eos_ids} at sequence length {length}, "
+                "and the model gives every other token probability 0")
+    if stage == "the model":
+        return f"the model's logits at sequence length {length} are all -inf, or +inf: check its weights"
+    problem = "removed every token" if no_token_left else "overflowed to inf/NaN"
+    return (f"the next-token scores {problem} at the {stage} stage (temperature={s.temperature}, "
+            f"repetition_penalty={s.repetition_penalty}); such extreme settings exceed float32's range: "
+            "use values closer to 1")
+
+
+def _refuse_meta(name, x):
+    if isinstance(x, torch.Tensor) and x.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device: a tensor with a shape but no values, which cannot "
+                         "be decoded; create it on the model's device (e.g. 'cpu')")
+
+
+def _on_model_device(ids, model):
+    param = next(model.parameters(), None) if hasattr(model, "parameters") else None
+    if param is None or param.device == ids.device:
+        return ids
+    if param.device.type == "meta":
+        raise ValueError(f"input_ids is on {ids.device}, the model on meta: its weights have no values yet; "
+                         "load them (model.to_empty(device=...) then a checkpoint) before generating")
+    raise ValueError(f"input_ids is on {ids.device}, the model on {param.device}: move the ids with "
+                     f"input_ids.to({str(param.device)!r})")
+
+
+def _warn_if_right_padded(mask, source):
+    """Hugging Face warns too: generation appends after the last column, so it would follow the padding."""
+    gaps = mask[:, :-1].bool() & ~mask[:, 1:].bool()  # (B, T-1): a real token followed by padding
+    if gaps.any():
+        row = int(gaps.any(dim=1).nonzero()[0])
+        warnings.warn(f"right-padding was detected: row {row} of {source} has padding (0) after a real token "
+                      "(1), and new tokens would follow the padding. For correct results pad prompts on the "
+                      "left (a tokenizer's padding_side='left')", stacklevel=5)
+
+
+def grown(buffer, needed, limit, fill):
+    """buffer (B, L) -> (B, L') with needed <= L' <= limit, new columns = fill.
+
+    At least doubling: copying costs O(1) per column on average, and nothing is reserved for a
+    max_length that EOS may never let the sequences reach."""
+    width = min(limit, max(needed, 2 * buffer.shape[1]))
+    out = buffer.new_full((buffer.shape[0], width), fill)
+    out[:, : buffer.shape[1]] = buffer
+    return out

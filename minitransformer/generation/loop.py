@@ -21,13 +21,18 @@ tests/test_generation.py compares the outputs token for token on a GPT-2. In par
 * a sequence that writes an EOS id is finished: while the rest of the batch goes on it grows by
   pad_token_id (which defaults to the first EOS id); min_new_tokens forbids EOS until then;
 * prompts of different lengths are padded on the left and come with an attention_mask (1 = real
-  token); positions then count real tokens only (mask.cumsum - 1), as Hugging Face's do.
+  token); positions then count real tokens only (mask.cumsum - 1), as Hugging Face's do. Padding
+  on the right gets Hugging Face's warning ("right-padding was detected"): new tokens would follow it.
 
 With use_cache=True (the default) the model keeps every layer's keys and values (kv_cache.py)
 and each step runs only the newest token; use_cache=False reruns the whole sequence each step and
 gives the same tokens. Beyond Hugging Face: a model sees at most config.max_len tokens, so longer
 sequences are cut to their newest max_len tokens (a sliding window, recomputed each step) with a
-warning, where Hugging Face would fail. Used in the sampling and decoding notebooks.
+warning, where Hugging Face would fail. The buffers grow as tokens arrive (max_new_tokens=10**9
+reserves nothing), and a call that asks for more sequences side by side than the device's memory
+can hold is refused before the first token (memory.py). Token ids of any integer dtype (uint8,
+int16, int32) are read as torch.long; the result is always torch.long. Used in the sampling and
+decoding notebooks.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ from dataclasses import dataclass
 import torch
 
 from ..beam_search import beam_search
-from ..errors import ConfigError
-from .decoding import Decoding, eval_mode
+from ..errors import ConfigError, describe
+from .decoding import Decoding, eval_mode, grown
 from .settings import settings_from
 
 
@@ -73,6 +78,9 @@ def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_ma
     if streamer is not None and settings.num_beams > 1:
         raise ConfigError(f"a streamer cannot follow beam search (num_beams={settings.num_beams}): the best "
                           "beam is known only at the end")
+    if streamer is not None and not all(callable(getattr(streamer, m, None)) for m in ("put", "end")):
+        raise TypeError(f"streamer must have put(ids) and end() methods, like Hugging Face's TextStreamer, "
+                        f"got {describe(streamer)}")
     scores = trace = None
     with eval_mode(model), torch.inference_mode():
         run = Decoding(model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator)
@@ -101,12 +109,10 @@ def _greedy_or_sampling(run, streamer):
 def decode_steps(run):
     """Greedy search or sampling, one token per iteration: yields (new ids (B,), all ids so far (B, L))."""
     B, T = run.ids.shape
-    ids = run.ids.new_full((B, run.max_length), 0 if run.pad_id is None else run.pad_id)
-    ids[:, :T] = run.ids  # allocated once: each step writes one column
-    mask = run.full_mask()
+    ids = run.ids  # (B, capacity): grown as tokens arrive, so max_new_tokens=10**9 reserves nothing
     unfinished = torch.ones(B, dtype=torch.bool, device=ids.device)
     for length in range(T, run.max_length):
-        logits = run.next_logits(ids[:, :length], None if mask is None else mask[:, :length])  # (B, V)
+        logits = run.next_logits(ids[:, :length], run.mask_upto(length))  # (B, V)
         scores = run.process(logits, ids[:, :length], length - T)
         if run.settings.do_sample:
             new = torch.multinomial(scores.softmax(dim=-1), 1, generator=run.generator).squeeze(1)  # (B,)
@@ -114,6 +120,8 @@ def decode_steps(run):
             new = scores.argmax(dim=-1)
         if run.pad_id is not None:
             new = torch.where(unfinished, new, run.pad_id)  # a finished sequence only grows by padding
+        if ids.shape[1] <= length:
+            ids = grown(ids, length + 1, run.max_length, fill=0)
         ids[:, length] = new
         if run.eos is not None:
             unfinished &= ~torch.isin(new, run.eos)
@@ -126,8 +134,7 @@ def decode_steps(run):
 
 
 def _beam_search(run, return_trace):
-    mask = run.full_mask()
-    step = lambda ids: run.next_logits(ids, None if mask is None else mask[:, : ids.shape[1]])
+    step = lambda ids: run.next_logits(ids, run.mask_upto(ids.shape[1]))
     s = run.settings
     return beam_search(
         step, run.reorder, run.process, run.ids, num_beams=s.num_beams, max_length=run.max_length,
