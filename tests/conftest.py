@@ -11,7 +11,8 @@ examples to the profile, so that one switch decides how hard they look:
     thorough   thousands of examples per test, to hunt for bugs before a release (minutes):
 
         pytest --hypothesis-profile=thorough tests/test_fuzz.py tests/test_logits.py \
-            tests/test_generation.py tests/test_reliability_generation.py
+            tests/test_generation.py tests/test_reliability_generation.py tests/test_tokenizers.py \
+            tests/test_reliability_tokenizers.py tests/test_objectives.py
 
 `--hypothesis-profile=NAME` (or HYPOTHESIS_PROFILE=NAME) chooses one explicitly, and
 `--hypothesis-seed=N` repeats a run: no profile is derandomized, so the seed decides the examples.
