@@ -5,11 +5,14 @@
     loop.py        generate: greedy search, sampling, beam search
     streaming.py   stream: each token as soon as it is chosen
     inspection.py  next_token_distribution: one step, stage by stage (notebook 09, the explorers)
+    outputs.py     what return_dict_in_generate returns: scores, logits, attention weights per step
+    memory.py      refusing, before any work, a request whose rows cannot fit in memory
 """
 
 from .decoding import eval_mode
 from .inspection import next_token_distribution
-from .loop import GenerationOutput, generate
+from .loop import generate
+from .outputs import GenerationOutput
 from .settings import GenerationSettings
 from .streaming import stream
 

@@ -60,6 +60,7 @@ class Decoding:
             raise ConfigError("stop_strings with several sequences need pad_token_id (or eos_token_id) to "
                               "fill the sequences that stop first")
         self.cache = model.new_cache() if s.use_cache else None
+        self.recorder = None  # an outputs.Recorder when the caller asked for scores or attentions
         # Beam sampling keeps one token more than there are EOS ids, so that a beam can always go on.
         self.min_tokens_to_keep = 1 + len(s.eos_ids or [None]) if s.num_beams > 1 else 1
         # Hugging Face's repetition penalty skips left padding: `process` applies it itself then.
@@ -131,8 +132,12 @@ class Decoding:
             ids, mask, self.cache = ids[:, -context:], None if mask is None else mask[:, -context:], None
         new = ids[:, self.cache.length if self.cache is not None else 0 :]  # what the cache has not seen
         positions = None if mask is None else positions_from_mask(mask)[:, -new.shape[1] :]
-        logits = self.model.next_token_logits(new, cache=self.cache, attention_mask=mask, position_ids=positions,
-                                              **self.source)
+        record = self.recorder is not None and self.recorder.attentions is not None
+        out = self.model.next_token_logits(new, cache=self.cache, attention_mask=mask, position_ids=positions,
+                                           **self.source, **({"return_attention": True} if record else {}))
+        logits, attentions = out if record else (out, None)
+        if self.recorder is not None:
+            self.recorder.step(logits, attentions)
         return logits.float()  # (B, V)
 
     def reorder(self, index):
@@ -149,6 +154,8 @@ class Decoding:
             scores = logits.clone()
         if not torch.isfinite(scores.max(dim=-1).values).all():  # +inf or NaN anywhere, or no token left
             self._explain_failure(logits, ids, n_new)  # one check per step; the diagnosis only on failure
+        if self.recorder is not None:
+            self.recorder.processed(scores)
         return scores
 
     def _processors(self, ids, n_new):

@@ -37,27 +37,19 @@ decoding notebooks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..beam_search import beam_search
 from ..errors import ConfigError, describe
 from .decoding import Decoding, eval_mode, grown
+from .outputs import GenerationOutput, Recorder
 from .settings import settings_from
 
 
-@dataclass
-class GenerationOutput:
-    """What `generate(..., return_dict=True)` returns."""
-
-    sequences: torch.Tensor  # (B * n, T + new): each prompt followed by its new tokens
-    sequences_scores: torch.Tensor | None = None  # beam search: (B * n,) sum log p / new ** length_penalty
-    trace: list | None = None  # beam search with return_trace=True: see beam_search.record_step
-
-
 def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_mask=None, settings=None,
-             tokenizer=None, generator=None, streamer=None, return_dict=False, return_trace=False, **knobs):
+             tokenizer=None, generator=None, streamer=None, return_dict=False, return_trace=False,
+             return_dict_in_generate=False, output_scores=False, output_logits=False, output_attentions=False,
+             **knobs):
     """Continue each prompt of input_ids (B, T); returns token ids (B * n, T + new), n = num_return_sequences.
 
     The decoding knobs are Hugging Face's keywords (max_new_tokens=, do_sample=, top_p=, num_beams=,
@@ -69,8 +61,10 @@ def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_ma
     No input_ids (or T = 0): every sequence starts with bos_token_id.
     generator=torch.Generator().manual_seed(0) makes sampling repeatable; tokenizer= is needed by
     stop_strings. streamer: an object with put(ids) and end(), like Hugging Face's TextStreamer (see
-    also `stream`). return_dict=True: a GenerationOutput (with sequences_scores for beam search);
-    return_trace=True (beam search) also records the whole search, for drawing the tree.
+    also `stream`). return_dict_in_generate=True (or return_dict=True): a GenerationOutput, with
+    sequences_scores for beam search, and the per-step scores, logits and attention weights asked for with
+    output_scores / output_logits / output_attentions (generation/outputs.py). return_trace=True (beam
+    search) also records the whole search, for drawing the tree.
     """
     settings = settings_from(settings, knobs, "generate")
     if return_trace and settings.num_beams == 1:
@@ -82,15 +76,18 @@ def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_ma
         raise TypeError(f"streamer must have put(ids) and end() methods, like Hugging Face's TextStreamer, "
                         f"got {describe(streamer)}")
     scores = trace = None
+    recorder = Recorder(output_scores, output_logits, output_attentions)
     with eval_mode(model), torch.inference_mode():
         run = Decoding(model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator)
+        run.recorder = recorder if output_scores or output_logits or output_attentions else None
         if settings.num_beams > 1:
             sequences, scores, trace = _beam_search(run, return_trace)
         else:
             sequences = _greedy_or_sampling(run, streamer)
     sequences = sequences.clone()  # outside inference mode: an ordinary tensor for the caller
-    if return_dict or return_trace:
-        return GenerationOutput(sequences, None if scores is None else scores.clone(), trace)
+    if return_dict or return_dict_in_generate or return_trace:
+        return GenerationOutput(sequences, None if scores is None else scores.clone(), trace=trace,
+                                **recorder.fields())
     return sequences
 
 

@@ -77,12 +77,17 @@ class GPT(ModelBase):
         """An empty KV cache, one slot per block, for incremental decoding (see generation/)."""
         return Cache(self._kv_caches(len(self.blocks)), fast_step=self._can_step())
 
-    def next_token_logits(self, input_ids, *, cache=None, attention_mask=None, position_ids=None):
+    def next_token_logits(self, input_ids, *, cache=None, attention_mask=None, position_ids=None,
+                          return_attention=False):
         """The decoding interface: input_ids (B, T), the tokens the cache has not seen -> logits (B, V).
 
         attention_mask covers every token so far (cached ones too); one token after a filled cache
-        takes the fast `step`.
+        takes the fast `step`. return_attention=True: (logits, one (B, H, T, L) tensor per layer).
         """
+        if return_attention:  # the weights come from the modules' reference path
+            logits, attentions = self(input_ids, attention_mask, position_ids=position_ids, cache=cache,
+                                      return_attention=True)
+            return logits[:, -1], attentions
         past = cache.length if cache is not None and cache.fast_step else 0
         if past and input_ids.shape[1] == 1:
             if position_ids is None:

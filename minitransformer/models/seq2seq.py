@@ -112,15 +112,20 @@ class Seq2SeqTransformer(ModelBase):
         return {"src_ids": src_ids, "src_mask": src_mask}
 
     def next_token_logits(self, input_ids, *, src_ids, src_mask=None, cache=None, attention_mask=None,
-                          position_ids=None):
+                          position_ids=None, return_attention=False):
         """The decoding interface: decoder ids (B, T) the cache has not seen -> logits (B, V).
 
         The encoder runs once per generation (its output is kept in the cache), or at every step
-        without a cache."""
+        without a cache. return_attention=True: (logits, {"decoder": [...], "cross": [...]}), one
+        (B, H, T, L) and one (B, H, T, S) tensor per layer."""
         memory = None if cache is None else cache.memory
         if memory is None:
             memory = self.encode(src_ids, src_mask)  # (B, S, C)
             if cache is not None:
                 cache.memory = memory
-        return self.decode(input_ids, memory, src_mask, attention_mask, cache=cache,
-                           position_ids=position_ids)[:, -1]
+        out = self.decode(input_ids, memory, src_mask, attention_mask, cache=cache, position_ids=position_ids,
+                          return_attention=return_attention)
+        if return_attention:
+            logits, self_attentions, cross_attentions = out
+            return logits[:, -1], {"decoder": self_attentions, "cross": cross_attentions}
+        return out[:, -1]

@@ -5,7 +5,8 @@ can be passed in, otherwise a new figure is made. Tensors may be torch tensors, 
 nested lists. Letters as everywhere in the package: B batch, H heads, L layers, T/Tq/Tk sequence
 lengths, S source length, C = d_model, D = d_head, V vocabulary.
 
-    attention.py   plot_attention, plot_attention_grid, plot_cross_attention, to_bertviz, plot_mask
+    attention.py   plot_attention, plot_attention_grid, plot_cross_attention, to_bertviz, plot_mask,
+                   plot_generation_attention (what each generated token attended to)
     positions.py   plot_sinusoidal, plot_position_similarity, plot_rope_rotation
     decoding.py    plot_next_token_stages (logits.logits_stages) and next_token_stages_html
     beam_tree.py   plot_beam_tree (beam_search trace)
@@ -16,7 +17,14 @@ Used by the widgets and the notebooks (10_decoding_explorer and the topic notebo
 """
 
 from ._common import CHOSEN_COLOR, KEPT_COLOR, REMOVED_COLOR, figure_png, show_token, token_label
-from .attention import plot_attention, plot_attention_grid, plot_cross_attention, plot_mask, to_bertviz
+from .attention import (
+    plot_attention,
+    plot_attention_grid,
+    plot_cross_attention,
+    plot_generation_attention,
+    plot_mask,
+    to_bertviz,
+)
 from .beam_tree import plot_beam_tree
 from .curves import LivePlot, plot_embeddings_pca, plot_history
 from .decoding import next_token_stages_html, plot_next_token_stages
@@ -34,6 +42,7 @@ __all__ = [
     "plot_beam_tree",
     "plot_cross_attention",
     "plot_embeddings_pca",
+    "plot_generation_attention",
     "plot_history",
     "plot_mask",
     "plot_next_token_stages",

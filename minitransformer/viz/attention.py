@@ -151,3 +151,30 @@ def _check_attentions(attentions, square=True):
         if w.dim() != 4 or (square and w.shape[-1] != w.shape[-2]):
             raise ShapeError(f"attentions[{i}] must have shape (B, H, T, T), got {tuple(w.shape)}")
     return list(attentions)
+
+
+def plot_generation_attention(output, layer=-1, head=0, batch_index=0, tokens=None, ax=None):
+    """Where each generated token looked: row s = the attention weights of the step that chose new token s.
+
+    output: `generate(..., return_dict_in_generate=True, output_attentions=True)`. The step that
+    chose token s reads the prompt and the s tokens before it, so row s covers T + s positions and the
+    rest of the row is blank. tokens: labels for the T + new - 1 positions read (optional). Returns the axes.
+    """
+    steps = getattr(output, "attentions", None)
+    if not steps:
+        raise ValueError("output has no attentions: call generate(..., return_dict_in_generate=True, "
+                         "output_attentions=True) for a decoder-only model")
+    rows = [step[layer][batch_index, head, -1].float().cpu().numpy() for step in steps]  # (T + s,) each
+    grid = np.ma.masked_all((len(rows), len(rows[-1])))
+    for s, row in enumerate(rows):
+        grid[s, : len(row)] = row
+    ax = ax if ax is not None else new_axes((4 + 0.12 * grid.shape[1], 3 + 0.15 * grid.shape[0]))
+    image = ax.imshow(grid, cmap="viridis", vmin=0.0, aspect="auto", interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label="attention weight")
+    if tokens is not None:
+        labels = [show_token(t) for t in check_labels(tokens, grid.shape[1], "tokens")]
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_xlabel("position read (prompt, then the tokens generated so far)")
+    ax.set_ylabel("new token")
+    ax.set_title(f"attention while generating: layer {layer}, head {head}")
+    return ax
