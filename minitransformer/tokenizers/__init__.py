@@ -8,6 +8,7 @@ one file per step of the lesson:
     pretokenize.py  GPT-2's regex pre-split into chunks, and each chunk's UTF-8 bytes
     merging.py      the BPE step (merge the most frequent pair) and the pair counts that make training fast
     bpe.py          BPETokenizer: byte-level BPE in the style of GPT-2, its training and encoding
+    gpt2_files.py   GPT-2's own files (vocab.json + merges.txt, or tokenizer.json), for BPETokenizer.from_gpt2
 
 Special tokens such as "[MASK]" are whole strings with their own ids. Written literally in a text they encode
 to that id; they are never split into characters or bytes.
@@ -19,6 +20,7 @@ from ..errors import CheckpointError, describe
 from .base import SPECIAL_TOKENS, Tokenizer, read_json
 from .bpe import BPETokenizer
 from .char import CharTokenizer
+from .gpt2_files import find_gpt2_files
 from .pretokenize import GPT2_SPLIT_PATTERN
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "BPETokenizer",
     "CharTokenizer",
     "Tokenizer",
+    "find_gpt2_files",
     "load_tokenizer",
     "tokenizer_from_dict",
 ]

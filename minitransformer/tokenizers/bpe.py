@@ -8,6 +8,7 @@ were learned.
     text ──split out special tokens──> pieces ──regex pre-split──> chunks ──UTF-8──> bytes ──merges──> ids
 
 Notebook 05, sections 3 to 7: the merge loop written by hand there must learn the same merges as `train`.
+GPT-2's own vocabulary files load with `BPETokenizer.from_gpt2` (gpt2_files.py): same algorithm, other ids.
 
 Limits, so that a hostile file cannot exhaust memory or time on load: at most MAX_MERGES merges, and at
 most MAX_VOCAB_BYTES bytes in all the tokens together (chained merges make long tokens cheaply: n merges can
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from ..checks import is_int
 from ..errors import CheckpointError, UnknownTokenError, describe
 from .base import Tokenizer, as_checkpoint_error, check_dict, require_text
+from .gpt2_files import ENDOFTEXT, read_gpt2_files
 from .merging import Pair, PairCounts, merge, merge_by_rank
 from .pretokenize import ALLOWED_PATTERNS, GPT2_SPLIT_PATTERN, compile_pattern, split_chunks, utf8
 
@@ -37,6 +39,8 @@ class BPETokenizer(Tokenizer):
 
     Ids: 0..255 are the bytes, then one id per merge (merge k makes id 256 + k), then the special tokens.
     `merges` is a list of id pairs in the order they were learned, or a dict {(a, b): new_id}.
+    `token_ids` renumbers the tokens: the token numbered i above gets the id token_ids[i] (GPT-2's files
+    number the bytes in another order; see `from_gpt2`). The merges always speak of the numbers above.
     """
 
     kind = "bpe"
@@ -46,6 +50,7 @@ class BPETokenizer(Tokenizer):
         merges: Sequence[Pair] | dict = (),
         special_tokens: Sequence[str] = (),
         pattern: str = GPT2_SPLIT_PATTERN,
+        token_ids: Sequence[int] | None = None,
     ):
         self._ranks = _merge_ranks(merges)  # pair -> when it was learned (0 = first)
         self.merges = tuple(self._ranks)
@@ -54,15 +59,43 @@ class BPETokenizer(Tokenizer):
         for a, b in self.merges:
             self._tokens_bytes.append(self._tokens_bytes[a] + self._tokens_bytes[b])
         self._setup_special_tokens(special_tokens, first_id=len(self._tokens_bytes))
+        self._tokens_bytes += [t.encode("utf-8", errors="surrogatepass") for t in self.special_tokens]
         self._pattern = compile_pattern(pattern)
         self.pattern = pattern
+        self._public_ids = None if token_ids is None else self._renumber(token_ids)
         # Printable strings, for display only: a token may hold part of a multi-byte character ("\ufffd").
-        self._tokens = [b.decode("utf-8", errors="replace") for b in self._tokens_bytes]
-        self._tokens += list(self.special_tokens)
+        self._tokens = [
+            self._id_to_special.get(i) or b.decode("utf-8", errors="replace")
+            for i, b in enumerate(self._tokens_bytes)
+        ]
         self._bytes_to_id: dict[bytes, int] = {}
         for i, b in enumerate(self._tokens_bytes):
-            self._bytes_to_id.setdefault(b, i)
+            if i not in self._id_to_special:
+                self._bytes_to_id.setdefault(b, i)
         self._cache: dict[str, tuple[int, ...]] = {}  # chunk -> ids; text repeats the same words a lot
+
+    def _renumber(self, token_ids: Sequence[int]) -> tuple[int, ...]:
+        """Give the token numbered i the id token_ids[i] in every table but the merges, which `_renumbered`
+        translates; returns the table."""
+        new_id = _check_token_ids(token_ids, len(self._tokens_bytes), len(self.special_tokens))
+        old_id = sorted(range(len(new_id)), key=new_id.__getitem__)  # new id -> number in the merges
+        self._tokens_bytes = [self._tokens_bytes[i] for i in old_id]
+        self._special_to_id = {tok: new_id[i] for tok, i in self._special_to_id.items()}
+        self._id_to_special = {i: tok for tok, i in self._special_to_id.items()}
+        return new_id
+
+    @classmethod
+    def from_gpt2(cls, path, merges_file=None) -> BPETokenizer:
+        """GPT-2's tokenizer from its own files, with GPT-2's ids: from_gpt2(vocab.json, merges.txt) (or
+        OpenAI's encoder.json, vocab.bpe), from_gpt2(tokenizer.json), or from_gpt2(a folder holding them).
+        See gpt2_files.py."""
+        merges, special_tokens, token_ids = read_gpt2_files(path, merges_file)
+        with as_checkpoint_error(f"GPT-2 ({str(path)!r})"):
+            return cls(merges, special_tokens, GPT2_SPLIT_PATTERN, token_ids)
+
+    # GPT-2 ends a text (and starts the next) with <|endoftext|>, where this package writes [EOS] and [BOS].
+    bos_token_id = property(lambda tok: tok._special_to_id.get("[BOS]", tok._special_to_id.get(ENDOFTEXT)))
+    eos_token_id = property(lambda tok: tok._special_to_id.get("[EOS]", tok._special_to_id.get(ENDOFTEXT)))
 
     @classmethod
     def train(
@@ -138,11 +171,15 @@ class BPETokenizer(Tokenizer):
         """The ids of a chunk not in the cache: the readable loop for a word, the fast path for a long run."""
         data = chunk.encode("utf-8")
         if len(data) > _LONG_CHUNK:  # e.g. a megabyte of letters without a space: minutes for the loop below
-            return tuple(merge_by_rank(list(data), self._ranks))
+            return self._renumbered(merge_by_rank(list(data), self._ranks))
         if len(self._cache) >= _CHUNK_CACHE_SIZE:
             self._cache.clear()
-        self._cache[chunk] = self._encode_chunk(data)
+        self._cache[chunk] = self._renumbered(self._encode_chunk(data))
         return self._cache[chunk]
+
+    def _renumbered(self, ids: Sequence[int]) -> tuple[int, ...]:
+        """Merged ids -> this tokenizer's ids: the same, unless it was built with `token_ids`."""
+        return tuple(ids) if self._public_ids is None else tuple(self._public_ids[i] for i in ids)
 
     def _encode_chunk(self, data: bytes) -> tuple[int, ...]:
         """Apply the merges to one chunk's bytes, earliest-learned pair first, as training did."""
@@ -155,8 +192,7 @@ class BPETokenizer(Tokenizer):
         return tuple(ids)
 
     def _ids_to_text(self, ids: list[int]) -> str:
-        n_ordinary = len(self._tokens_bytes)
-        data = b"".join(self._tokens_bytes[i] if i < n_ordinary else self._tokens[i].encode() for i in ids)
+        data = b"".join(self._tokens_bytes[i] for i in ids)  # a special token's bytes are its UTF-8
         # Ids from a model need not form valid UTF-8 (a character cut in half): show those bytes as "\ufffd".
         return data.decode("utf-8", errors="replace")
 
@@ -170,7 +206,8 @@ class BPETokenizer(Tokenizer):
         return i
 
     def _vocabulary_dict(self) -> dict:
-        return {"pattern": self.pattern, "merges": [list(pair) for pair in self.merges]}
+        renumbered = {} if self._public_ids is None else {"token_ids": list(self._public_ids)}
+        return {"pattern": self.pattern, "merges": [list(pair) for pair in self.merges], **renumbered}
 
     @classmethod
     def from_dict(cls, d: dict) -> BPETokenizer:
@@ -182,11 +219,15 @@ class BPETokenizer(Tokenizer):
                 f"({allowed}), got {describe(d['pattern'])}; for a pattern you trust, build the tokenizer "
                 "in code: BPETokenizer(d['merges'], d['special_tokens'], pattern=...)"
             )
+        token_ids = d.get("token_ids")  # only in the files of a renumbered tokenizer, such as GPT-2's
+        if token_ids is not None and not isinstance(token_ids, list):
+            raise CheckpointError(f"the bpe tokenizer's token_ids must be a list, got {describe(token_ids)}")
         with as_checkpoint_error(cls.kind):
             return cls(
                 [tuple(m) if isinstance(m, list) else m for m in d["merges"]],
                 d["special_tokens"],
                 d["pattern"],
+                token_ids,
             )
 
     def __repr__(self) -> str:
@@ -243,3 +284,14 @@ def _check_vocabulary_bytes(merges: Sequence[Pair]) -> None:
                 f"merges[{rank}] = {(a, b)} makes a token of {lengths[-1]:,} bytes and the total "
                 f"{total:,} (a real vocabulary holds a few MB)"
             )
+
+
+def _check_token_ids(token_ids: Sequence[int], n_tokens: int, n_special: int) -> tuple[int, ...]:
+    """token_ids as a tuple, checked to give the n_tokens tokens the ids 0 .. n_tokens - 1, each once."""
+    ids = tuple(token_ids) if isinstance(token_ids, Sequence) and not isinstance(token_ids, str) else None
+    if ids is None or not all(map(is_int, ids)) or sorted(ids) != list(range(n_tokens)):
+        raise ValueError(
+            f"token_ids must give the {n_tokens} tokens (256 bytes, {n_tokens - 256 - n_special} merges, "
+            f"{n_special} special tokens) the ids 0..{n_tokens - 1}, each once, got {describe(token_ids)}"
+        )
+    return tuple(map(int, ids))

@@ -5,6 +5,10 @@
 The files live in the data folder minitransformer/pretrained/. Each model was trained with the
 package's own command line; `MODEL_CARDS.md` beside the files records the exact command, the time,
 the hardware and the final metrics, and tests/test_pretrained.py re-scores every model on held-out data.
+
+`load_model` also reads a folder holding GPT-2 as Hugging Face saves it (model.safetensors and config.json,
+with vocab.json and merges.txt, OpenAI's encoder.json and vocab.bpe, or tokenizer.json): nothing is
+downloaded, so a user who has GPT-2's files on disk runs `mt.pipeline("text-generation", model=folder)`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from ..errors import describe
+from ..errors import CheckpointError, describe
+from ..models import GPT
+from ..tokenizers import BPETokenizer, find_gpt2_files
 from ..training.checkpoints import load_checkpoint
 
 PRETRAINED = {
@@ -46,7 +52,8 @@ def load_pretrained(name: str, device="cpu"):
 
 
 def load_model(name_or_path, device="cpu"):
-    """A bundled name, or the path of any checkpoint written by save_checkpoint -> (model, tokenizer)."""
+    """A bundled name, the path of any checkpoint written by save_checkpoint, or a folder holding GPT-2's
+    files -> (model, tokenizer)."""
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
             "name_or_path must be a bundled model name or a checkpoint path (a str or pathlib.Path), "
@@ -56,6 +63,28 @@ def load_model(name_or_path, device="cpu"):
         return load_pretrained(str(name_or_path), device)
     if not Path(name_or_path).exists():
         raise FileNotFoundError(
-            f"{str(name_or_path)!r} is neither a bundled model ({', '.join(PRETRAINED)}) nor an existing checkpoint file"
+            f"{str(name_or_path)!r} is neither a bundled model ({', '.join(PRETRAINED)}) nor an existing "
+            "checkpoint file or GPT-2 folder"
         )
+    folder = Path(name_or_path)
+    if folder.is_dir() and any((folder / name).exists() for name in ("config.json", "model.safetensors")):
+        return load_gpt2_folder(folder, device)
     return load_checkpoint(name_or_path, map_location=device)
+
+
+def load_gpt2_folder(folder: Path, device="cpu"):
+    """GPT-2 saved by Hugging Face -> (GPT, BPETokenizer with GPT-2's ids, or None without its files)."""
+    if not (folder / "model.safetensors").is_file():
+        raise CheckpointError(
+            f"{str(folder)!r} holds config.json but no model.safetensors, the weights of a GPT-2 folder "
+            "(pickled pytorch_model.bin files are never loaded)"
+        )
+    model = GPT.from_hf_gpt2(folder).to(device)
+    vocabulary = find_gpt2_files(folder)
+    tokenizer = BPETokenizer.from_gpt2(*vocabulary) if vocabulary else None
+    if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
+        raise CheckpointError(
+            f"the tokenizer files in {str(folder)!r} hold {tokenizer.vocab_size} tokens, more than the "
+            f"{model.config.vocab_size} the model has embeddings for: are they from the same model?"
+        )
+    return model, tokenizer
