@@ -5,6 +5,7 @@ import torch
 
 import minitransformer as mt
 from minitransformer.data import ascii_tokenizer, seq2seq_tokenizer
+from minitransformer.errors import ConfigError
 from minitransformer.tools.pipelines import pipeline
 
 
@@ -54,6 +55,7 @@ def test_text2text_returns_generated_text():
     "args,error,match",
     [
         (("translation",), ValueError, "unknown task 'translation'"),
+        ((["text-generation"],), ValueError, r"unknown task \['text-generation'\]; the tasks are"),
         (("fill-mask", gpt_pair()), TypeError, "needs a MaskedLM"),
         (("text-generation", gpt_pair()[0]), ValueError, "tokenizer is required"),
         (("text-generation", "gpt-5"), FileNotFoundError, "neither a bundled model"),
@@ -62,3 +64,60 @@ def test_text2text_returns_generated_text():
 def test_bad_pipeline_arguments(args, error, match):
     with pytest.raises((error, FileNotFoundError), match=match):
         pipeline(*args)
+
+
+def fill_pair():
+    tok = ascii_tokenizer(special_tokens=("[PAD]", "[MASK]"))
+    model = mt.MaskedLM(mt.TransformerConfig(vocab_size=tok.vocab_size, d_model=32, n_heads=2, n_layers=1))
+    return model.eval(), tok
+
+
+@pytest.mark.parametrize("top_k", [96 + 1, 96 + 2, 10**6, 0, -1, 2.5, True, "5"])
+def test_fill_mask_top_k_beyond_the_fillable_tokens_is_named(top_k):
+    fill = pipeline("fill-mask", model=fill_pair())  # 98 tokens, 2 of them special: 96 can fill
+    with pytest.raises(ConfigError, match=r"top_k must be an integer in \[1, 96\] \(.*98 .* less 2 special ones\), got"):
+        fill("a[MASK]", top_k=top_k)
+    out = fill("a[MASK]", top_k=96)  # the largest allowed: every fillable token, no special one
+    assert len(out) == 96 and not {d["token"] for d in out} & set(fill.tokenizer.special_token_ids)
+
+
+@pytest.mark.parametrize(
+    "task, inputs, kwargs, error, match",
+    [
+        ("fill-mask", ["a[MASK]", 3], {}, TypeError, "a list of strings, got 3 at index 1"),
+        ("fill-mask", "ab " * 100 + "[MASK]", {}, ValueError, r"301 tokens, more than .*max_len=256"),
+        ("text2text-generation", "", {}, ValueError, "input text is empty"),
+        ("text2text-generation", "March 5, 2021 " * 4, {}, ValueError, r"56 tokens, .*\(max_len=24\)"),
+        ("text-generation", "ab", {"return_full_text": "no"}, TypeError, "return_full_text must be True or False"),
+        ("text-generation", b"ab", {}, TypeError, "a string or a list of strings, got bytes"),
+    ],
+)
+def test_bad_pipeline_inputs_are_named(task, inputs, kwargs, error, match):
+    pair = {"fill-mask": fill_pair, "text-generation": gpt_pair}.get(task, seq2seq_pair)()
+    with pytest.raises(error, match=match):
+        pipeline(task, model=pair)(inputs, **kwargs)
+
+
+def test_an_empty_list_of_inputs_gives_an_empty_list():
+    assert pipeline("fill-mask", model=fill_pair())([]) == []
+    assert pipeline("text-generation", model=gpt_pair())([], max_new_tokens=2) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(tokenizer="abc"), TypeError, "tokenizer must be a minitransformer tokenizer, got 'abc'"),
+        (dict(device="gpu"), ValueError, "device must be a torch device such as 'cpu' or 'cuda', got 'gpu'"),
+        (dict(device=3.5), ValueError, "device must be a torch device"),
+    ],
+)
+def test_bad_pipeline_model_arguments_are_named(kwargs, error, match):
+    model, tokenizer = fill_pair()
+    with pytest.raises(error, match=match):
+        pipeline("fill-mask", **{"model": model, "tokenizer": tokenizer, **kwargs})
+
+
+def seq2seq_pair():
+    tok = seq2seq_tokenizer()
+    cfg = mt.TransformerConfig(vocab_size=tok.vocab_size, d_model=32, n_heads=2, n_layers=1, max_len=24)
+    return mt.Seq2SeqTransformer(cfg).eval(), tok

@@ -10,13 +10,17 @@ Code written for `transformers.pipeline` runs with only the import changed. Thre
 - "text2text-generation" (Seq2SeqTransformer): the output text for an input text.
 
 `model` is a bundled model name, a checkpoint path, or a model (then pass `tokenizer=`);
-a (model, tokenizer) pair also works.
+a (model, tokenizer) pair also works. A pipeline takes one text or a list of texts (a list gives a
+list of results, an empty list an empty list); fill-mask's `top_k` is at most the number of tokens
+that can fill a [MASK] (the vocabulary less its special tokens), and a larger one is an error.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..checks import is_int, require_bool
+from ..errors import ConfigError, describe
 from ..generation import generate
 from ..models import GPT, MaskedLM, Seq2SeqTransformer
 from .pretrained import load_model
@@ -26,8 +30,9 @@ TASKS = {"text-generation": GPT, "fill-mask": MaskedLM, "text2text-generation": 
 
 def pipeline(task: str, model=None, tokenizer=None, device="cpu"):
     """Build the pipeline for `task` (one of TASKS) around `model`."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; the tasks are {sorted(TASKS)}")
+    if not isinstance(task, str) or task not in TASKS:
+        raise ValueError(f"unknown task {describe(task)}; the tasks are {sorted(TASKS)}")
+    _device(device)  # before any loading, so that a bad device gets this message whatever `model` is
     if model is None:
         model = {"text-generation": "shakespeare-char", "fill-mask": "shakespeare-mlm"}.get(
             task, "dates-seq2seq"
@@ -43,8 +48,21 @@ def pipeline(task: str, model=None, tokenizer=None, device="cpu"):
         raise ValueError(
             "tokenizer is required when model is a model object: pipeline(task, model=m, tokenizer=t)"
         )
+    if not all(hasattr(tokenizer, a) for a in ("encode", "decode", "special_token_ids")):
+        raise TypeError(f"tokenizer must be a minitransformer tokenizer, got {describe(tokenizer)}")
     kinds = {"text-generation": TextGenerationPipeline, "fill-mask": FillMaskPipeline}
     return kinds.get(task, Text2TextPipeline)(model.to(device).eval(), tokenizer)
+
+
+def _device(device) -> torch.device:
+    """device as a torch.device this machine has, or a ValueError naming it."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {describe(device)}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}, but this machine has no CUDA device: use device='cpu'")
+    return device
 
 
 class _Pipeline:
@@ -54,19 +72,30 @@ class _Pipeline:
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, str):
             return self._one(inputs, **kwargs)
-        if isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs):
-            return [self._one(x, **kwargs) for x in inputs]
-        raise TypeError(f"inputs must be a string or a list of strings, got {type(inputs).__name__}")
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError(f"inputs must be a string or a list of strings, got {type(inputs).__name__}")
+        for i, x in enumerate(inputs):
+            if not isinstance(x, str):
+                raise TypeError(f"inputs must be a string or a list of strings, got {describe(x)} at index {i}")
+        return [self._one(x, **kwargs) for x in inputs]  # (an empty list gives an empty list)
 
-    def _ids(self, text: str) -> torch.Tensor:
-        return torch.tensor([self.tokenizer.encode(text)], device=next(self.model.parameters()).device)
+    def _ids(self, text: str, whole=True) -> torch.Tensor:
+        """(1, T) the text's ids; ValueError if it has none, or (whole) more than the model's context."""
+        ids, context = self.tokenizer.encode(text), self.model.config.max_len
+        if not ids:
+            raise ValueError("the input text is empty; give at least one character")
+        if whole and len(ids) > context:  # (a prompt may be longer: generation slides over it)
+            raise ValueError(f"the input text has {len(ids)} tokens, more than the model reads at once "
+                             f"(max_len={context}); shorten it")
+        return torch.tensor([ids], dtype=torch.long, device=next(self.model.parameters()).device)
 
 
 class TextGenerationPipeline(_Pipeline):
     def _one(self, prompt, return_full_text=True, **kwargs):
+        require_bool("return_full_text", return_full_text)
         if not prompt:
             raise ValueError("prompt is empty; give at least one character to continue from")
-        ids = self._ids(prompt)
+        ids = self._ids(prompt, whole=False)
         out = generate(self.model, ids, **kwargs)
         start = 0 if return_full_text else ids.shape[1]
         return [
@@ -80,6 +109,7 @@ class FillMaskPipeline(_Pipeline):
         mask_id = self.tokenizer.mask_token_id
         if mask_id is None:
             raise ValueError("this tokenizer has no [MASK] token")
+        self._check_top_k(top_k)
         ids = self._ids(text)
         where = (ids[0] == mask_id).nonzero().flatten().tolist()
         if not where:
@@ -88,6 +118,17 @@ class FillMaskPipeline(_Pipeline):
             probs = self.model(ids)[0].float().softmax(-1)  # (T, V)
         results = [self._fills(ids[0], position, probs[position], top_k) for position in where]
         return results[0] if len(results) == 1 else results  # one list per [MASK], like Hugging Face
+
+    def _check_top_k(self, top_k):
+        """top_k: at least 1, at most the tokens that can fill a [MASK] (special tokens never do)."""
+        vocab = self.tokenizer.vocab_size
+        fillers = vocab - len(self.tokenizer.special_token_ids)
+        if not (is_int(top_k) and 1 <= top_k <= fillers):
+            raise ConfigError(
+                f"top_k must be an integer in [1, {fillers}] (the tokens that can fill a [MASK]: "
+                f"{vocab} in the vocabulary less {vocab - fillers} special ones), "
+                f"got {describe(top_k)}"
+            )
 
     def _fills(self, ids, position, probs, top_k):
         probs = probs.clone()

@@ -12,7 +12,10 @@ output (`.text_output`, an HTML widget, and `.plot_output`, an HTML or Image wid
 tests can set `.value` and read the result. Display an explorer by leaving it last in a cell, or
 with `display(explorer.widget)`. A setting that cannot work (top_p=0, a character the tokenizer
 does not know) shows its error message in `.error` and leaves the widget alive: the next valid
-change works again.
+change works again. A starting value (a constructor argument) outside its control's range is an
+error at once, naming the argument and the range. The slider limits were measured so that every
+update stays under a second with the bundled models on 2 cores; a prompt that runs past the model's
+context (slow: no KV cache there) shows "computing..." in `.error` until the result replaces it.
 
 Used by notebooks/10_decoding_explorer.ipynb.
 """

@@ -11,7 +11,7 @@ from .. import viz
 from ..generation import eval_mode
 from ..models import MaskedLM
 from . import html
-from .base import _Explorer, html_output, int_slider, require_model, text_box
+from .base import _Explorer, html_output, int_slider, require_model, require_tokenizer, text_box
 
 
 class FillMaskExplorer(_Explorer):
@@ -23,7 +23,7 @@ class FillMaskExplorer(_Explorer):
 
     CONTROLS = {
         "text": text_box("text"),
-        "top": int_slider("predictions", 1, 20),
+        "top": int_slider("predictions", 1, 20, why="the predictions listed per [MASK]"),
         "text_output": html_output("mt-fill-mask"),
     }
 
@@ -31,6 +31,7 @@ class FillMaskExplorer(_Explorer):
         self, model, tokenizer, text="ROMEO: But soft, what li[MASK]ht through yonder window", top=5
     ):
         require_model(model, MaskedLM, "FillMaskExplorer needs a MaskedLM")
+        require_tokenizer(tokenizer, model)
         if tokenizer.mask_token_id is None:
             raise ValueError(
                 "the tokenizer has no [MASK] token: build it with special_tokens=('[MASK]', ...)"

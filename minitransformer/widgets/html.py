@@ -25,6 +25,11 @@ def note(text: str) -> str:
     return message(f"Note: {text}", NOTE_COLOR)
 
 
+def busy(text: str) -> str:
+    """The line shown while a long update runs (the kernel is busy; the result replaces it)."""
+    return message(f"computing… {text}", NOTE_COLOR)
+
+
 def generated_text(tokenizer, prompt_ids, new_ids, highlight: int) -> str:
     """The prompt in bold, then the new text with the new token number `highlight` (from 0) marked."""
     pieces = [f"<b>{escape(tokenizer.decode(prompt_ids))}</b>"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from .. import viz
+from ..checks import checked, require_choice
 from ..generation import generate, next_token_distribution
 from ..models import GPT
 from . import html
@@ -17,13 +18,20 @@ from .base import (
     buttons,
     float_slider,
     html_output,
+    in_range,
     int_slider,
     number_box,
     prompt_box,
     require_model,
+    require_tokenizer,
 )
 
 _DISTRIBUTION_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")  # what shapes a step
+# The most new tokens an update may generate, measured on the bundled shakespeare-char model so that an
+# update stays under a second on 2 cores: 200 tokens of greedy search or sampling take about 0.5 s;
+# beam search costs about num_beams times more per token, so it stops at 100 (8 beams: about 0.6 s).
+NEW_TOKEN_LIMITS = {"greedy": 200, "sampling": 200, "beam": 100}
+MAX_TOP = 100  # rows of the distribution chart
 
 
 class SamplingExplorer(_Explorer):
@@ -32,7 +40,9 @@ class SamplingExplorer(_Explorer):
     Controls: prompt, strategy ("greedy", "sampling", "beam"), temperature, top_k (0 = off), top_p,
     min_p (0 = off), repetition_penalty, num_beams, max_new_tokens, seed, and step: the new token
     whose next-token distribution is drawn. Each keyword argument is the starting value of the
-    control of the same name. Outputs: text_output (the prompt in bold, the new text after it,
+    control of the same name, and must lie in that control's range (max_new_tokens: at most
+    NEW_TOKEN_LIMITS[strategy]; a prompt that runs past the model's context shows "computing..."
+    while the slow sliding window runs). Outputs: text_output (the prompt in bold, the new text after it,
     the token of the chosen step highlighted) and plot_output (the distribution after each
     processing stage as an HTML bar chart, `viz.next_token_stages_html`; the token that was picked
     is marked in red; `top` tokens are drawn).
@@ -42,14 +52,16 @@ class SamplingExplorer(_Explorer):
         "prompt": prompt_box(),
         "strategy": buttons("strategy", ["greedy", "sampling", "beam"]),
         "temperature": float_slider("temperature", 0.05, 3.0, 0.05, **ON_RELEASE),
-        "top_k": int_slider("top-k (0 = off)", 0, 200, **ON_RELEASE),
+        "top_k": int_slider("top-k (0 = off)", 0, 200, **ON_RELEASE, why="0 = off; at most 200 or the vocabulary size"),
         "top_p": float_slider("top-p", 0.0, 1.0, 0.01, **ON_RELEASE),
         "min_p": float_slider("min-p (0 = off)", 0.0, 1.0, 0.01, **ON_RELEASE),
         "repetition_penalty": float_slider("repetition penalty", 0.5, 2.0, 0.05, **ON_RELEASE),
         "num_beams": int_slider("beams", 2, 8, **ON_RELEASE),
-        "max_new_tokens": int_slider("new tokens", 1, 400, **ON_RELEASE),
+        "max_new_tokens": int_slider("new tokens", 1, max(NEW_TOKEN_LIMITS.values()), **ON_RELEASE,
+                                     why="the limit keeps an update under a second; beam search "
+                                     f"stops at {NEW_TOKEN_LIMITS['beam']}"),
         "seed": number_box("seed", 0, 2**31 - 1, width="160px"),
-        "step": int_slider("show step", 1, 100, **ON_RELEASE),
+        "step": int_slider("show step", 1, 100, **ON_RELEASE, why="a new token: at most max_new_tokens"),
         "text_output": html_output("mt-generated-text"),
         "plot_output": html_output("mt-distribution-plot"),  # HTML bars: a matplotlib figure cost 30 ms
     }
@@ -67,11 +79,16 @@ class SamplingExplorer(_Explorer):
         "plot_output",
     ]
 
+    @checked(  # (the controls' table checks the other arguments; the strategy first, since limits read it)
+        strategy=lambda name, value: require_choice(name, value, list(NEW_TOKEN_LIMITS)),
+        top=in_range(1, MAX_TOP, integer=True, why="the rows of the distribution chart"),
+    )
     def __init__(
         self, model, tokenizer, prompt="ROMEO:", *, strategy="sampling", temperature=1.0, top_k=0, top_p=1.0,
         min_p=0.0, repetition_penalty=1.0, num_beams=4, max_new_tokens=100, seed=0, step=1, top=15,
     ):
         require_model(model, GPT, "SamplingExplorer continues a prompt: it needs a GPT")
+        require_tokenizer(tokenizer, model)
         start = dict(
             prompt=prompt, strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
             repetition_penalty=repetition_penalty, num_beams=num_beams, max_new_tokens=max_new_tokens,
@@ -79,7 +96,7 @@ class SamplingExplorer(_Explorer):
         )
         limits = dict(  # bounds that depend on the tokenizer or the arguments
             top_k=dict(max=min(tokenizer.vocab_size, 200)),
-            max_new_tokens=dict(max=max(400, max_new_tokens)),
+            max_new_tokens=dict(max=NEW_TOKEN_LIMITS[strategy]),
             step=dict(max=max_new_tokens),
         )
         super().__init__(model, tokenizer, self.CONTROLS, start, limits)
@@ -113,10 +130,9 @@ class SamplingExplorer(_Explorer):
     def update(self):
         """Generate again with the current controls, then redraw the text and the chosen step."""
         sampling = self.strategy.value == "sampling"
-        for control in (self.temperature, self.top_k, self.top_p, self.min_p, self.seed):
-            control.disabled = not sampling
-        self.num_beams.disabled = self.strategy.value != "beam"
+        self._follow_strategy()
         prompt_ids = self._prompt_ids()
+        self._say_if_slow(prompt_ids.shape[1], self.max_new_tokens.value)
         generator = torch.Generator().manual_seed(self.seed.value) if sampling else None
         out = generate(self.model, prompt_ids, generator=generator, **self.settings())  # (1, T + new)
         self.sequence, self.prompt_length = out[0].tolist(), prompt_ids.shape[1]
@@ -124,6 +140,15 @@ class SamplingExplorer(_Explorer):
         with self._quietly():  # the step slider follows the number of new tokens without a second redraw
             self.step.max = max(n_new, 1)
         self._show_step()
+
+    def _follow_strategy(self):
+        """Enable the controls the strategy reads, and give the new-token slider the strategy's limit."""
+        sampling = self.strategy.value == "sampling"
+        for control in (self.temperature, self.top_k, self.top_p, self.min_p, self.seed):
+            control.disabled = not sampling
+        self.num_beams.disabled = self.strategy.value != "beam"
+        with self._quietly():  # a value above the new limit moves down to it, without a second update
+            self.max_new_tokens.max = NEW_TOKEN_LIMITS[self.strategy.value]
 
     def _prompt_ids(self):
         text, ids = self._encoded
