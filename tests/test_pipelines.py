@@ -121,3 +121,23 @@ def seq2seq_pair():
     tok = seq2seq_tokenizer()
     cfg = mt.TransformerConfig(vocab_size=tok.vocab_size, d_model=32, n_heads=2, n_layers=1, max_len=24)
     return mt.Seq2SeqTransformer(cfg).eval(), tok
+
+
+def test_a_list_of_prompts_is_batched_and_gives_what_each_prompt_gets_alone(monkeypatch):
+    from minitransformer.tools import pipelines
+
+    gen = pipeline("text-generation", model="shakespeare-char")
+    prompts = ["ROMEO:", "JULIET", "ROMEO: O", "KING:"] * 5  # lengths 6, 6, 8, 5
+    calls = []
+    original = pipelines.generate
+    monkeypatch.setattr(pipelines, "generate", lambda *a, **k: calls.append(a[1].shape) or original(*a, **k))
+    together = gen(prompts, max_new_tokens=8, num_beams=2, num_return_sequences=2)
+    assert len(calls) == 3  # one call per distinct prompt length
+    monkeypatch.setattr(pipelines, "generate", original)
+    for prompt, got in zip(prompts[:4], together[:4], strict=True):
+        assert got == gen(prompt, max_new_tokens=8, num_beams=2, num_return_sequences=2)
+    assert [len(r) for r in together] == [2] * len(prompts)
+    calls.clear()
+    monkeypatch.setattr(pipelines, "generate", lambda *a, **k: calls.append(a[1].shape) or original(*a, **k))
+    gen(["ROMEO:"] * 5, max_new_tokens=2, batch_size=2)
+    assert [c[0] for c in calls] == [2, 2, 1]

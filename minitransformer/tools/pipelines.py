@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import is_int, require_bool
+from ..checks import is_int, require_bool, require_int
 from ..errors import ConfigError, describe
 from ..generation import generate
 from ..models import GPT, MaskedLM, Seq2SeqTransformer
@@ -77,7 +77,10 @@ class _Pipeline:
         for i, x in enumerate(inputs):
             if not isinstance(x, str):
                 raise TypeError(f"inputs must be a string or a list of strings, got {describe(x)} at index {i}")
-        return [self._one(x, **kwargs) for x in inputs]  # (an empty list gives an empty list)
+        return self._many(list(inputs), **kwargs)  # (an empty list gives an empty list)
+
+    def _many(self, inputs, **kwargs):
+        return [self._one(x, **kwargs) for x in inputs]
 
     def _ids(self, text: str, whole=True) -> torch.Tensor:
         """(1, T) the text's ids; ValueError if it has none, or (whole) more than the model's context."""
@@ -92,16 +95,30 @@ class _Pipeline:
 
 class TextGenerationPipeline(_Pipeline):
     def _one(self, prompt, return_full_text=True, **kwargs):
+        return self._many([prompt], return_full_text, **kwargs)[0]
+
+    def _many(self, prompts, return_full_text=True, batch_size=32, **kwargs):
+        """Prompts of the same length share one `generate` call (batch_size at a time), so a list costs about
+        one call per distinct length; without padding, each result is the one the prompt gets alone."""
         require_bool("return_full_text", return_full_text)
-        if not prompt:
+        require_int("batch_size", batch_size, minimum=1)
+        if any(not p for p in prompts):
             raise ValueError("prompt is empty; give at least one character to continue from")
-        ids = self._ids(prompt, whole=False)
-        out = generate(self.model, ids, **kwargs)
-        start = 0 if return_full_text else ids.shape[1]
-        return [
-            {"generated_text": self.tokenizer.decode(row[start:].tolist(), skip_special_tokens=True)}
-            for row in out
-        ]
+        ids = [self._ids(p, whole=False)[0] for p in prompts]
+        by_length: dict[int, list[int]] = {}
+        for i, row in enumerate(ids):
+            by_length.setdefault(len(row), []).append(i)
+        results: list = [None] * len(prompts)
+        for length, members in by_length.items():
+            for start in range(0, len(members), batch_size):
+                group = members[start : start + batch_size]
+                out = generate(self.model, torch.stack([ids[i] for i in group]), **kwargs)  # (len(group) * n, L)
+                skip = 0 if return_full_text else length
+                texts = [self.tokenizer.decode(row[skip:].tolist(), skip_special_tokens=True) for row in out]
+                n = len(texts) // len(group)  # num_return_sequences
+                for k, i in enumerate(group):
+                    results[i] = [{"generated_text": t} for t in texts[k * n : (k + 1) * n]]
+        return results
 
 
 class FillMaskPipeline(_Pipeline):
