@@ -76,6 +76,13 @@ def test_fine_tune_from_a_checkpoint_with_frozen_layers(tmp_path):
     assert (before.blocks[0].ffn.linear1.weight == after.blocks[0].ffn.linear1.weight).all()  # frozen
     assert (before.embed.tokens.weight == after.embed.tokens.weight).all()  # embeddings frozen too
     assert not (before.norm_f.weight == after.norm_f.weight).all()  # the rest trained
+    # the run resumes (e.g. after Ctrl-C) with the same layers frozen: they have no optimizer state
+    resume = ["train", "--preset", "shakespeare-char", "--corpus", "python", "--resume", str(tuned), *TINY]
+    assert main([*resume, "--steps", "8"]) == 0
+    resumed, _ = mt.load_checkpoint(tuned)
+    assert read_metadata(tuned)["training_state"]["step"] == 8
+    assert (before.blocks[0].ffn.linear1.weight == resumed.blocks[0].ffn.linear1.weight).all()
+    assert not (after.norm_f.weight == resumed.norm_f.weight).all()
 
 
 def test_python_dash_m_entry_point():
@@ -107,7 +114,7 @@ def test_a_checkpoint_of_another_preset_is_refused_naming_both(mlm_run, option, 
     assert main(["train", "--preset", "shakespeare-char", option, str(mlm_run), *TINY]) == 2  # as argparse
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert err.startswith("python -m minitransformer train: error: ")
+    assert err.startswith("minitransformer: error: ")
     assert "a MaskedLM trained with preset 'shakespeare-mlm'" in err
     assert "preset 'shakespeare-char' trains a GPT" in err
     assert "use --preset shakespeare-mlm" in err

@@ -80,6 +80,12 @@ def build(name: str, model_overrides=None, train_overrides=None, batch_size=None
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets are {sorted(PRESETS)}")
     p = PRESETS[name]
+    if corpus is not None and p.corpus == "dates":  # pairs of dates, which no text can replace
+        texts = [n for n, q in PRESETS.items() if q.corpus != "dates"]
+        raise ConfigError(
+            f"corpus={corpus!r}, but preset {name!r} learns from pairs of dates, not from a text; "
+            f"a corpus applies to {', '.join(texts)}"
+        )
     if corpus is not None:
         p = dataclasses.replace(p, corpus=corpus)
     batch_size = batch_size or p.batch_size

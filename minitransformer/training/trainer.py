@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict
 
@@ -53,6 +55,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []  # one entry per step: step, lr, train_loss [, val_loss, metrics]
         self.best_val_loss = math.inf
+        self.interrupted = False  # True when Ctrl-C stopped fit() between two steps (see fit)
         torch.manual_seed(self.cfg.seed + distributed.rank())  # dropout: its own masks on each process
 
     @classmethod
@@ -66,6 +69,7 @@ class Trainer:
             )
         with _as_checkpoint_error(path):
             cfg = cfg or TrainConfig(**training["train_config"])
+            _freeze(model, training.get("frozen", []))
         trainer = cls(model.train(), task, cfg, tokenizer, callback)
         with _as_checkpoint_error(path):
             trainer._restore(state["optimizer"], training)
@@ -86,31 +90,45 @@ class Trainer:
         self.step, self.history = training["step"], training.get("history", [])
 
     def fit(self, until: int | None = None) -> list[dict]:
-        """Train to cfg.steps (or stop early after step `until`, e.g. to resume later)."""
-        cfg, model = self.cfg, self.model
+        """Train to cfg.steps (or stop early after step `until`, e.g. to resume later).
+
+        Ctrl-C finishes the step under way and then raises KeyboardInterrupt with `interrupted` set:
+        the weights, optimizer and step agree, so `save` then writes a run that resumes exactly.
+        A second Ctrl-C stops at once, mid-step.
+        """
+        cfg = self.cfg
         stop = cfg.steps if until is None else min(until, cfg.steps)
-        model.train()
+        self.model.train()
+        self.interrupted = False
         show = cfg.progress and distributed.is_main()  # one progress bar, not one per process
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not show, desc="training")
         start = time.perf_counter()
-        while self.step < stop:
-            lr = lr_at(self.step, cfg)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            loss = self._train_step()
-            self.step += 1
-            record = {"step": self.step, "lr": lr, "train_loss": loss, "time": time.perf_counter() - start}
-            if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
-                record |= self.evaluate()
-            self.history.append(record)
-            if "val_loss" in record:
-                self._checkpoint(record["val_loss"])
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")})
-            if self.callback is not None:
-                self.callback(self)
-        bar.close()
+        with contextlib.closing(bar), _ctrl_c_between_steps() as ctrl_c:
+            while self.step < stop:
+                self._fit_step(bar, start)
+                if ctrl_c() and self.step < stop:
+                    self.interrupted = True
+                    raise KeyboardInterrupt(f"training stopped by Ctrl-C after step {self.step}")
         return self.history
+
+    def _fit_step(self, bar, start: float) -> None:
+        """One step of fit: a training step, an evaluation and a checkpoint when due, progress."""
+        cfg = self.cfg
+        lr = lr_at(self.step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = self._train_step()
+        self.step += 1
+        record = {"step": self.step, "lr": lr, "train_loss": loss, "time": time.perf_counter() - start}
+        if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
+            record |= self.evaluate()
+        self.history.append(record)
+        if "val_loss" in record:
+            self._checkpoint(record["val_loss"])
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")})
+        if self.callback is not None:
+            self.callback(self)
 
     def _checkpoint(self, val_loss):
         if self.cfg.checkpoint_path:
@@ -177,6 +195,8 @@ class Trainer:
             "batch_rng": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "grad_scaler": self.scaler.state_dict(),  # {} unless float16
+            # fine-tuning: frozen weights have no optimizer state, so a resumed run must freeze them too
+            "frozen": [name for name, p in self.model.named_parameters() if not p.requires_grad],
         }
         last = self.history[-1] if self.history else {}
         metrics = {k: v for k, v in last.items() if k.startswith("val_")}
@@ -197,6 +217,47 @@ class Trainer:
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) for k, v in batch.items()}
+
+
+def _freeze(model, names) -> None:
+    """Freeze the parameters a saved run had frozen (before the optimizer is built, which skips them)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"frozen must be a list of parameter names, got {names!r}")
+    params = dict(model.named_parameters())
+    unknown = sorted(set(names) - set(params))
+    if unknown:
+        raise ValueError(f"frozen names parameters this model does not have: {unknown[:3]}")
+    for name in names:
+        params[name].requires_grad_(False)
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_steps():
+    """Within: the first Ctrl-C (SIGINT) is only noted, so that the step under way can finish; yields a
+    function that says whether it came. A second Ctrl-C raises KeyboardInterrupt at once.
+
+    Only in the main thread (where Python runs signal handlers) of a single process (under torchrun all
+    processes must stop at the same step, so they stop at once), and not if SIGINT is ignored.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or distributed.world_size() > 1
+        or signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None)
+    ):
+        yield lambda: False
+        return
+    came = []
+
+    def note(signum, frame):
+        if came:
+            raise KeyboardInterrupt
+        came.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield lambda: bool(came)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
