@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import minitransformer as mt
+from minitransformer import widgets
 from minitransformer.data import clm_batch, date_pairs, load_text, pad_batch, train_val_split
 from minitransformer.tokenizers import GPT2_SPLIT_PATTERN, tokenizer_from_dict
 from minitransformer.tools.pipelines import pipeline
@@ -457,6 +458,24 @@ CASES = [
      "streamer must have put(ids) and end() methods"),
     ("generate", "ids on the meta device",
      lambda: mt.generate(gpt(), ids(1, 2).to("meta"), max_new_tokens=2), ValueError, "input_ids is on the meta device"),
+    # ----- explorers, pipelines and GPT-2 files
+    ("SamplingExplorer", "max_new_tokens out of the slider's range",
+     lambda: widgets.SamplingExplorer(*mt.load_pretrained("shakespeare-char"), max_new_tokens=-1),
+     mt.ConfigError, "max_new_tokens must be an integer in [1, 200], got -1"),
+    ("SamplingExplorer", "a prompt that is not text",
+     lambda: widgets.SamplingExplorer(*mt.load_pretrained("shakespeare-char"), prompt=5), TypeError,
+     "prompt must be a string"),
+    ("BeamSearchExplorer", "fewer than two beams",
+     lambda: widgets.BeamSearchExplorer(*mt.load_pretrained("shakespeare-char"), num_beams=1), mt.ConfigError,
+     "num_beams must be an integer in [2, 6]"),
+    ("pipeline", "fill-mask top_k beyond the fillable tokens",
+     lambda: pipeline("fill-mask")("a[MASK]", top_k=10**6), mt.ConfigError, "top_k must be an integer in [1, "),
+    ("pipeline", "a list holding something other than text",
+     lambda: pipeline("fill-mask")(["a[MASK]", 3]), TypeError, "got 3 at index 1"),
+    ("pipeline", "an empty text to transform",
+     lambda: pipeline("text2text-generation")(""), ValueError, "the input text is empty"),
+    ("BPETokenizer.from_gpt2", "a path that does not exist",
+     lambda: mt.BPETokenizer.from_gpt2("no/such/folder"), FileNotFoundError, "no GPT-2 tokenizer at"),
 ]
 
 
