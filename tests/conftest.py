@@ -24,6 +24,8 @@ import pytest
 import torch
 from hypothesis import settings
 
+from minitransformer.data import load_text
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Hypothesis loads its own derandomized "ci" profile when it sees CI=true: start from its defaults instead.
@@ -45,3 +47,9 @@ torch.set_num_threads(1)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def text():
+    """The bundled Tiny Shakespeare corpus, the tokenizer tests' real text."""
+    return load_text("shakespeare")

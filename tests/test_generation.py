@@ -48,12 +48,16 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def pair():
-    """(Hugging Face GPT2LMHeadModel, our GPT with the same weights)."""
+    return hf_and_ours()
+
+
+def hf_and_ours(**config):
+    """(Hugging Face GPT2LMHeadModel, our GPT with the same weights); config: more GPT2Config fields."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=V, n_positions=64, n_embd=32, n_layer=2, n_head=4,
                                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                                     bos_token_id=None, eos_token_id=None)  # GPT-2's 50256 is not in V
+                                     bos_token_id=None, eos_token_id=None, **config)  # GPT-2's 50256 is not in V
     hf = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():
         for p in hf.parameters():

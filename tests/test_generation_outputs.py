@@ -3,26 +3,18 @@ Hugging Face's outputs, field by field, on a random GPT-2 with the same weights.
 
 import pytest
 import torch
+from test_generation import PAD, V, hf_and_ours
 
 import minitransformer as mt
 from minitransformer import viz
 
 transformers = pytest.importorskip("transformers")
-V, PAD = 50, 1
 OUTPUTS = dict(return_dict_in_generate=True, output_scores=True, output_logits=True, output_attentions=True)
 
 
 @pytest.fixture(scope="module")
 def pair():
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=V, n_positions=64, n_embd=32, n_layer=2, n_head=4,
-                                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                                     bos_token_id=None, eos_token_id=None, attn_implementation="eager")
-    hf = transformers.GPT2LMHeadModel(config).eval()
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.mul_(5)
-    return hf, mt.GPT.from_hf_gpt2(hf)
+    return hf_and_ours(attn_implementation="eager")  # eager: the attention weights are computed
 
 
 @pytest.fixture(scope="module")

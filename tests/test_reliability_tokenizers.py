@@ -4,13 +4,12 @@ cannot bring its own regular expression, and no character of a text is silently 
 import json
 import random
 import time
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from test_tokenizers import FIXTURE_OK
 
-import minitransformer.tokenizers as tokenizers_module
 from minitransformer.errors import CheckpointError
 from minitransformer.tokenizers import (
     GPT2_SPLIT_PATTERN,
@@ -23,14 +22,6 @@ from minitransformer.tokenizers import base as base_module
 from minitransformer.tokenizers import bpe as bpe_module
 from minitransformer.tokenizers.merging import merge_by_rank
 from minitransformer.tokenizers.pretokenize import ALLOWED_PATTERNS, ONE_CHUNK_PATTERN
-
-CORPUS = Path(tokenizers_module.__file__).parents[1] / "assets" / "tinyshakespeare.txt"
-FIXTURE_OK = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture(scope="module")
-def text():
-    return CORPUS.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

@@ -26,9 +26,6 @@ CORPUS = Path(tokenizers_module.__file__).parents[1] / "assets" / "tinyshakespea
 FIXTURE_OK = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(scope="module")
-def text():
-    return CORPUS.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
