@@ -9,7 +9,7 @@ Two paths compute the same thing, and return (output, weights):
 tests/test_attention.py keeps them equal. Masks are bool, True = may attend (see masks.py).
 
 Letters: B batch, H heads, Tq queries, Tk keys, D = d_head, C = d_model.
-Used in notebooks 01 (attention) and 03 (multi-head attention, KV cache).
+Used in notebooks 02 (attention) and 04 (multi-head attention, KV cache).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ their paper names: d_model, n_heads, d_ff, n_layers. It is validated when it is 
 config that cannot make a model fails at once with a message that says how to fix it, instead
 of as a shape error deep inside a forward pass. Make variants with `dataclasses.replace`.
 
-Used by every model (notebook 04) and saved as JSON inside checkpoints.
+Used by every model (notebook 05) and saved as JSON inside checkpoints.
 """
 
 from __future__ import annotations

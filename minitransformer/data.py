@@ -9,7 +9,7 @@ A language model only ever sees integer tensors. This module turns text into the
 - `clm_batch`, `mlm_windows`, `pad_batch` and `seq2seq_batch` cut and pad those ids into the
   (B, T) LongTensors that the models and the losses in objectives.py expect.
 
-Used by notebooks 06 (pretraining and fine-tuning a GPT), 07 (masked LM) and 08 (seq2seq).
+Used by notebooks 07 (pretraining and fine-tuning a GPT), 08 (masked LM) and 09 (seq2seq).
 """
 
 from __future__ import annotations

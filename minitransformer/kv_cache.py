@@ -4,7 +4,7 @@ Decoding one token at a time, each new token's query needs the keys and values o
 tokens. Recomputing them costs O(T) per step (O(T²) in all); keeping them here makes each step
 O(1) in projections. `KVCache` serves one attention layer, `Cache` a whole model.
 
-Used by attention.py, the models and generation; notebook 03 measures what it saves.
+Used by attention.py, the models and generation; notebook 04 measures what it saves.
 """
 
 from __future__ import annotations

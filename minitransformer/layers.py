@@ -12,7 +12,7 @@ cross-attention, so their blocks are encoder layers that may not look ahead. `st
 the same computation for one new token during decoding, without module calls (see
 `MultiHeadAttention.step`); tests/test_gpt_step.py keeps them equal to `forward`.
 
-Used by the models; notebook 04 builds them up.
+Used by the models; notebook 05 builds them up.
 """
 
 from __future__ import annotations

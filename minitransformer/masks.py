@@ -7,7 +7,7 @@ the Hugging Face way, as an `attention_mask` of shape (B, T) with 1 = real token
 Note that `torch.nn.MultiheadAttention`'s `key_padding_mask` means the opposite (True = ignore):
 convert at that boundary with `~mask`.
 
-Used by attention.py and the models; drawn in notebook 01.
+Used by attention.py and the models; drawn in notebook 02.
 """
 
 from __future__ import annotations

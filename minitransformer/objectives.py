@@ -9,7 +9,7 @@ All three are the same cross-entropy, -log softmax(logits)[label], averaged over
 that have a label. Positions without one carry the label -100 (`IGNORE_INDEX`), the value that
 `torch.nn.functional.cross_entropy` and Hugging Face skip: padding, unmasked MLM tokens.
 
-Used by training (tools/training_tasks.py) and notebooks 06 (GPT), 07 (masked LM) and 08 (seq2seq).
+Used by training (tools/training_tasks.py) and notebooks 07 (GPT), 08 (masked LM) and 09 (seq2seq).
 """
 
 from __future__ import annotations

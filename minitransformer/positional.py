@@ -9,7 +9,7 @@ same way. Order enters only through positional information:
 - rotary (RoPE, Su et al. 2021): rotate each pair of query/key dimensions by an angle
   proportional to the position, so that q·k depends only on the *relative* distance.
 
-Used by the models and by notebook 02.
+Used by the models and by notebook 03.
 """
 
 from __future__ import annotations

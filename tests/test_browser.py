@@ -1,4 +1,4 @@
-"""The explorers of notebooks/10_decoding_explorer.ipynb, driven in a real browser.
+"""The explorers of notebooks/11_decoding_explorer.ipynb, driven in a real browser.
 
 JupyterLab: open a copy of the notebook, run all cells, move the sampling explorer's temperature
 slider (the text and the plot must change), set top-p to 0 (an error message must appear) and
@@ -42,7 +42,7 @@ expect = pw.expect
 expect.set_options(timeout=60_000)  # a busy 2-core machine runs the whole notebook first
 
 ROOT = Path(__file__).resolve().parents[1]
-NB = ROOT / "notebooks" / "10_decoding_explorer.ipynb"
+NB = ROOT / "notebooks" / "11_decoding_explorer.ipynb"
 SHOTS = Path(os.environ.get("SHOTS", ROOT / "browser-shots")).resolve()
 TOKEN = "browser-test-token"
 ARGS = [

@@ -4,7 +4,7 @@
     decoding.py    one call's checked inputs and the model seen as "ids -> next-token scores"
     loop.py        generate: greedy search, sampling, beam search
     streaming.py   stream: each token as soon as it is chosen
-    inspection.py  next_token_distribution: one step, stage by stage (notebook 09, the explorers)
+    inspection.py  next_token_distribution: one step, stage by stage (notebook 10, the explorers)
     outputs.py     what return_dict_in_generate returns: scores, logits, attention weights per step
     memory.py      refusing, before any work, a request whose rows cannot fit in memory
 """

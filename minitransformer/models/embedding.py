@@ -3,7 +3,7 @@
     ids (B, T) -> token vectors (B, T, C) + position vectors (learned or sinusoidal)
 
 With RoPE nothing is added here: the embedding hands rotation tables to the attention layers,
-which rotate queries and keys instead (positional.py, notebook 02).
+which rotate queries and keys instead (positional.py, notebook 03).
 """
 
 from __future__ import annotations

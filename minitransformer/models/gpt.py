@@ -11,7 +11,7 @@ cache, as plain tensor functions (the blocks' `step` methods): on a CPU the Pyth
 model's arithmetic costs more than the arithmetic (benchmarks/results/profile.txt).
 tests/test_gpt_step.py keeps the two equal for every configuration.
 
-Used in notebooks 04-06 and by the bundled `shakespeare-char` model.
+Used in notebooks 05-07 and by the bundled `shakespeare-char` model.
 """
 
 from __future__ import annotations

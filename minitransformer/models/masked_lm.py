@@ -5,7 +5,7 @@
 Unlike GPT, every position sees the whole sequence (no causal mask), so the model can use the
 words on both sides of a gap. It cannot generate text left to right; it fills in blanks.
 
-Used in notebook 07 and by the bundled `shakespeare-mlm` model.
+Used in notebook 08 and by the bundled `shakespeare-mlm` model.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ The encoder reads the whole source at once; the decoder writes the target one to
 looking back at its own tokens (causal) and across at every source token (cross-attention).
 Source and target share one vocabulary and one embedding here.
 
-Used in notebook 08 and by the bundled `dates-seq2seq` model.
+Used in notebook 09 and by the bundled `dates-seq2seq` model.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tokenizers: how text becomes the integer ids a Transformer reads, and how ids become text again.
 
-Used by notebook 05 (tokenizers), and by the data and generation code. Two tokenizers share one interface,
+Used by notebook 06 (tokenizers), and by the data and generation code. Two tokenizers share one interface,
 one file per step of the lesson:
 
     base.py         what both share: special tokens, encode/decode, id checks, JSON files

@@ -7,7 +7,7 @@ were learned.
 
     text ──split out special tokens──> pieces ──regex pre-split──> chunks ──UTF-8──> bytes ──merges──> ids
 
-Notebook 05, sections 3 to 7: the merge loop written by hand there must learn the same merges as `train`.
+Notebook 06, sections 3 to 7: the merge loop written by hand there must learn the same merges as `train`.
 GPT-2's own vocabulary files load with `BPETokenizer.from_gpt2` (gpt2_files.py): same algorithm, other ids.
 
 Limits, so that a hostile file cannot exhaust memory or time on load: at most MAX_MERGES merges, and at

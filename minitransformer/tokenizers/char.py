@@ -2,7 +2,7 @@
 
 The vocabulary is the characters of a training text, so it is tiny (65 for Tiny Shakespeare) and every id is easy
 to read, but sequences are as long as the text, and a character the text never held has no id (unless the
-tokenizer has an "[UNK]" token to fall back on). Notebook 05, section 1.
+tokenizer has an "[UNK]" token to fall back on). Notebook 06, section 1.
 """
 
 from __future__ import annotations

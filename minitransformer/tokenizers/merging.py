@@ -1,7 +1,7 @@
 """The step BPE repeats: find the most frequent adjacent pair of ids and replace it by a new id.
 
 `merge` is the step itself, used by both training and encoding. `PairCounts` is the bookkeeping that makes
-training fast: instead of recounting every pair of the whole text after each merge (notebook 05's loop by hand),
+training fast: instead of recounting every pair of the whole text after each merge (notebook 06's loop by hand),
 it keeps each distinct chunk once with its count and, after a merge, recounts only the chunks that held the
 merged pair. `merge_by_rank` is encoding's fast path for long chunks: the same result as the readable loop in
 `BPETokenizer._encode_chunk`, in O(n log n) instead of O(n²).

@@ -4,7 +4,7 @@
 
 GPT-2's pattern cuts text into words, numbers, punctuation runs and whitespace, and merges never cross a chunk
 boundary: " dog" and " dog!" share the token for " dog" instead of learning "dog!" and "dog." separately.
-Notebook 05, section 3.
+Notebook 06, section 3.
 
 A tokenizer file names its pattern, but a regular expression from a file is code: `(a|aa)+$` backtracks for
 minutes on 41 characters. So a loaded file may only carry one of `ALLOWED_PATTERNS`, the patterns this package
@@ -21,7 +21,7 @@ from ..errors import describe
 # followed by letters, by digits or by other symbols, then runs of whitespace. `\s+(?!\S)` leaves the last
 # space of a run to start the next word, so "a  b" splits as "a", " ", " b".
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-# No pre-split: the whole text is one chunk, so merges may cross words (notebook 05, exercise 4).
+# No pre-split: the whole text is one chunk, so merges may cross words (notebook 06, exercise 4).
 ONE_CHUNK_PATTERN = r"[\s\S]+"
 # The patterns a tokenizer file may carry: each matches in linear time and covers any text.
 ALLOWED_PATTERNS = {"GPT2_SPLIT_PATTERN": GPT2_SPLIT_PATTERN, "ONE_CHUNK_PATTERN": ONE_CHUNK_PATTERN}

@@ -12,7 +12,7 @@ tensors and strings. Why one file? It can be written to a temporary name and ren
 place in one atomic step, so a save interrupted halfway never damages the previous checkpoint
 (files.py does the writing; checkpoint_format.py reads a file as the untrusted input it may be).
 
-Used by the trainer, the command line and `load_pretrained` (tools/); notebook 06 shows a save and load.
+Used by the trainer, the command line and `load_pretrained` (tools/); notebook 07 shows a save and load.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """TrainConfig: every setting of a training run, checked when it is made, and the device it picks.
 
-Notebook 06 builds one by hand; the command line's presets (tools/presets.py) build theirs from a
+Notebook 07 builds one by hand; the command line's presets (tools/presets.py) build theirs from a
 recipe plus the options given on the command line.
 """
 

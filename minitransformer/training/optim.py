@@ -4,7 +4,7 @@
     param_groups(model)  weight decay on the matrices of linear layers only
     adamw(groups)        torch's AdamW, fused into one kernel where this torch has it
 
-Notebook 06 plots the schedule and asks the reader to rewrite `lr_at`.
+Notebook 07 plots the schedule and asks the reader to rewrite `lr_at`.
 """
 
 from __future__ import annotations

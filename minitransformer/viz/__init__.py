@@ -13,7 +13,7 @@ lengths, S source length, C = d_model, D = d_head, V vocabulary.
     curves.py      plot_history, LivePlot (a Trainer callback), plot_embeddings_pca
     _common.py     colours, token labels, figure_png
 
-Used by the widgets and the notebooks (10_decoding_explorer and the topic notebooks), as `viz.plot_attention`.
+Used by the widgets and the notebooks (11_decoding_explorer and the topic notebooks), as `viz.plot_attention`.
 """
 
 from ._common import CHOSEN_COLOR, KEPT_COLOR, REMOVED_COLOR, figure_png, show_token, token_label

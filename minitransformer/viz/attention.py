@@ -1,6 +1,6 @@
 """Attention as pictures: one map, every head of every layer, cross-attention, masks, and bertviz's input.
 
-Used by notebooks 07 (masked LM), 08 (seq2seq) and 10 (bertviz), and by the attention explorer widget.
+Used by notebooks 08 (masked LM), 09 (seq2seq) and 11 (bertviz), and by the attention explorer widget.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Beam search as a picture: the tree of candidates it weighed, one column per step.
 
 Reads the trace that `generate(..., num_beams=K, return_trace=True)` records (see `beam_search.record_step`).
-Used by notebooks 09 and 10 and by the beam search explorer widget.
+Used by notebooks 10 and 11 and by the beam search explorer widget.
 """
 
 from __future__ import annotations

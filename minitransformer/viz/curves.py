@@ -1,6 +1,6 @@
 """Training as pictures: the loss curves (drawn once, or live while a Trainer runs) and the learned embeddings.
 
-Used by notebooks 06 (pre-training and fine-tuning) and 07 (masked LM).
+Used by notebooks 07 (pre-training and fine-tuning) and 08 (masked LM).
 """
 
 from __future__ import annotations

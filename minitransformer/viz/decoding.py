@@ -1,7 +1,7 @@
 """Decoding as pictures: how each logits processor reshapes the next-token distribution.
 
 `plot_next_token_stages` draws one panel per stage with matplotlib; `next_token_stages_html` draws the same bars
-as an HTML table, fast enough for a slider. Used by notebooks 09 and 10 and by the sampling explorer widget.
+as an HTML table, fast enough for a slider. Used by notebooks 10 and 11 and by the sampling explorer widget.
 """
 
 from __future__ import annotations

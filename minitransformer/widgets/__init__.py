@@ -17,7 +17,7 @@ error at once, naming the argument and the range. The slider limits were measure
 update stays under a second with the bundled models on 2 cores; a prompt that runs past the model's
 context (slow: no KV cache there) shows "computing..." in `.error` until the result replaces it.
 
-Used by notebooks/10_decoding_explorer.ipynb.
+Used by notebooks/11_decoding_explorer.ipynb.
 """
 
 from .attention import AttentionExplorer

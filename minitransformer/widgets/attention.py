@@ -1,6 +1,6 @@
 """AttentionExplorer: attention maps by layer, head and query token (GPT, MaskedLM, Seq2Seq).
 
-Used by notebooks/10_decoding_explorer.ipynb.
+Used by notebooks/11_decoding_explorer.ipynb.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """BeamSearchExplorer: num_beams, length_penalty, early_stopping and the search tree, step by step.
 
-Used by notebooks/10_decoding_explorer.ipynb.
+Used by notebooks/11_decoding_explorer.ipynb.
 """
 
 from __future__ import annotations

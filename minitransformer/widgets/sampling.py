@@ -1,6 +1,6 @@
 """SamplingExplorer: greedy, sampling or beam search from a prompt, with every sampling knob.
 
-Used by notebooks/10_decoding_explorer.ipynb.
+Used by notebooks/11_decoding_explorer.ipynb.
 """
 
 from __future__ import annotations
