@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import TransformerConfig
-from ..data import ascii_tokenizer, date_splits, load_text, seq2seq_tokenizer, train_val_split
+from ..data import CORPORA, ascii_tokenizer, date_splits, load_text, seq2seq_tokenizer, train_val_split
 from ..errors import ConfigError
 from ..models import GPT, MaskedLM, Seq2SeqTransformer
+from ..poems import poem_splits, poem_tokenizer, poems_text
 from ..training import TrainConfig
 from .pretrained import load_model
 from .training_tasks import CausalLMTask, MaskedLMTask, Seq2SeqTask
@@ -59,6 +60,14 @@ PRESETS = {
             train=dict(steps=3000, lr=1.5e-3, warmup_steps=200, eval_interval=500, precision="bfloat16"),
             batch_size=32,
         ),
+        Preset(  # Chinese characters: 5,461 tokens, poems of at most 65 characters with their newline
+            "tang-poetry-char",
+            GPT,
+            model=dict(d_model=256, n_heads=4, n_layers=4, max_len=128, dropout=0.0),
+            train=dict(steps=2500, lr=2e-3, warmup_steps=150, eval_interval=250, precision="bfloat16"),
+            batch_size=32,
+            corpus="tang",
+        ),
         Preset(
             "dates-seq2seq",
             Seq2SeqTransformer,
@@ -80,10 +89,10 @@ def build(name: str, model_overrides=None, train_overrides=None, batch_size=None
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets are {sorted(PRESETS)}")
     p = PRESETS[name]
-    if corpus is not None and p.corpus == "dates":  # pairs of dates, which no text can replace
-        texts = [n for n, q in PRESETS.items() if q.corpus != "dates"]
+    if corpus is not None and p.corpus not in CORPORA:  # pairs of dates or poems: no English text replaces them
+        texts = [n for n, q in PRESETS.items() if q.corpus in CORPORA]
         raise ConfigError(
-            f"corpus={corpus!r}, but preset {name!r} learns from pairs of dates, not from a text; "
+            f"corpus={corpus!r}, but preset {name!r} learns from {p.corpus}, with its own tokenizer; "
             f"a corpus applies to {', '.join(texts)}"
         )
     if corpus is not None:
@@ -93,6 +102,8 @@ def build(name: str, model_overrides=None, train_overrides=None, batch_size=None
         tokenizer = seq2seq_tokenizer()
         train_pairs, test_pairs = date_splits(p.extra["n_train"], p.extra["n_test"], seed=0)
         task = Seq2SeqTask(train_pairs, test_pairs, tokenizer, batch_size)
+    elif p.corpus == "tang":
+        task, tokenizer = _tang_task(model_overrides, p, batch_size)
     else:
         specials = ("[PAD]", "[MASK]") if p.model_class is MaskedLM else ()
         tokenizer = ascii_tokenizer(special_tokens=specials)
@@ -109,6 +120,16 @@ def build(name: str, model_overrides=None, train_overrides=None, batch_size=None
     )
     train_cfg = TrainConfig(**(p.train | (train_overrides or {})))
     return p.model_class(cfg), tokenizer, task, train_cfg
+
+
+def _tang_task(model_overrides, p: Preset, batch_size: int):
+    """Next-character prediction on the training poems, validated on the held-out last 5%."""
+    train_poems, val_poems = poem_splits()
+    tokenizer = poem_tokenizer(train_poems)
+    train_ids = torch.tensor(tokenizer.encode(poems_text(train_poems)))
+    val_ids = torch.tensor(tokenizer.encode(poems_text(val_poems)))
+    context = (model_overrides or {}).get("max_len", p.model["max_len"])
+    return CausalLMTask(train_ids, val_ids, context, batch_size), tokenizer
 
 
 def describe(name: str) -> str:
