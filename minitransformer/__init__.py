@@ -50,6 +50,7 @@ from .positional import (
     sinusoidal_table,
 )
 from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
+from .tools.exercises import exercise
 from .tools.hf_style import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoTokenizer
 from .tools.pipelines import pipeline
 from .tools.pretrained import PRETRAINED, load_pretrained

@@ -6,6 +6,7 @@ python -m minitransformer train --preset shakespeare-char --resume runs/shakespe
 python -m minitransformer generate --model shakespeare-char --prompt "ROMEO:" --max-new-tokens 200
 python -m minitransformer generate --model shakespeare-mlm --prompt "To be, or not to b[MASK]"
 python -m minitransformer generate --model dates-seq2seq --prompt "Friday, March 5, 2021"
+python -m minitransformer course course/   # student notebooks (solutions removed) and an nbgrader course
 
 torchrun --nproc_per_node=4 -m minitransformer train --preset shakespeare-char   # 4 processes (GPUs)
     --batch-size is per process: the global batch is batch size x processes x grad accumulation.
@@ -24,6 +25,7 @@ import json
 import sys
 import warnings
 from importlib import metadata
+from pathlib import Path
 
 import torch
 
@@ -32,6 +34,7 @@ from ..training import load_checkpoint, save_checkpoint
 from .cli_generate import generate
 from .cli_options import PROG, about, add_generate_options, add_train_options, keyword_flags, speak_flags
 from .cli_train import train
+from .exercises import write_course
 
 # what a user can cause (a bad value or file, a full disk, a diverging run); anything else is a bug
 USER_ERRORS = (MiniTransformerError, ValueError, OSError, torch.cuda.OutOfMemoryError)
@@ -49,7 +52,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with _warnings_on_one_line(args.flags):
-            return {"train": train, "generate": generate, "export": _export}[args.command](args, argv)
+            commands = {"train": train, "generate": generate, "export": _export, "course": _course}
+            return commands[args.command](args, argv)
     except KeyboardInterrupt:  # (training handles its own Ctrl-C: it saves first)
         if args.debug:
             raise
@@ -89,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show the full traceback of an error (default: off)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,export,course}")
     add_train_options(sub.add_parser("train", help="train a model from a preset", parents=[debug], **kinds))
     add_generate_options(
         sub.add_parser(
@@ -109,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("source", help="a checkpoint written by train")
     export.add_argument("target", help="the new, smaller checkpoint")
     export.add_argument("--half", action="store_true", help="store weights in float16 (default: off)")
+    course = sub.add_parser(
+        "course",
+        help="write the student version of every notebook (solutions removed) and an nbgrader course folder",
+        parents=[debug],
+        **kinds,
+    )
+    course.add_argument("out", help="the folder to write: OUT/student/*.ipynb, OUT/source/, OUT/nbgrader_config.py")
+    course.add_argument("--notebooks", default="notebooks", help="the instructor notebooks' folder (default: notebooks)")
     for command in sub.choices.values():  # each command's errors speak its own flags
         command.set_defaults(flags=keyword_flags(command))
     return parser
@@ -142,6 +154,15 @@ def _export(args, argv) -> int:
             args.target, model, tokenizer, metrics=metrics, dtype=torch.float16 if args.half else None
         )
     print(json.dumps({"target": args.target, **metrics}))
+    return 0
+
+
+def _course(args, argv) -> int:
+    notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise ValueError(f"--notebooks={args.notebooks!r} holds no numbered notebooks (NN_name.ipynb)")
+    written = write_course(args.out, notebooks)
+    print(json.dumps({"student_notebooks": len(written), "out": str(args.out)}))
     return 0
 
 
