@@ -4,7 +4,8 @@
   non-overlapping windows of the validation text, the number published for char-level
   Shakespeare models;
 - `masked_accuracy_on`: how often a MaskedLM recovers the characters hidden by `mask_tokens`;
-- `exact_match`: the share of seq2seq outputs equal to the target, character for character.
+- `exact_match`: the share of seq2seq outputs equal to the target, character for character;
+- `poem_validation_loss`: nats per character over whole held-out poems, each scored on its own.
 
 Used by tests/test_pretrained.py to hold every bundled model to its recorded quality.
 """
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from ..data import clm_batch, pad_batch
+from ..data import IGNORE_INDEX, clm_batch, pad_batch
 from ..generation import generate
 from ..objectives import clm_loss, mask_tokens, masked_accuracy
+from ..poems import POEM_END
 
 
 @torch.inference_mode()
@@ -73,3 +75,27 @@ def exact_match(model, tokenizer, pairs, batch_size=200, max_new_tokens=16) -> f
         for row, (_, target) in zip(out, chunk, strict=True):
             hits += tokenizer.decode(row.tolist(), skip_special_tokens=True) == target
     return hits / len(pairs)
+
+
+def poem_sequences(tokenizer, poems) -> list[list[int]]:
+    """Each poem as the ids of "\\n" + text + "\\n": the newline that announces a poem, the poem, the one that ends it."""
+    return [tokenizer.encode(POEM_END + p["text"] + POEM_END) for p in poems]
+
+
+@torch.inference_mode()
+def poem_validation_loss(model, tokenizer, poems, batch_size=64) -> float:
+    """Nats per character over every poem of `poems`, each scored on its own from its opening newline.
+
+    Every character of each poem and its closing newline is predicted (a character the tokenizer maps to
+    [UNK] counts as predicting [UNK]); padding is ignored. The number for the bundled tang-poetry-char.
+    """
+    sequences = poem_sequences(tokenizer, poems)
+    total, count = 0.0, 0
+    for i in range(0, len(sequences), batch_size):
+        ids, mask = pad_batch(sequences[i : i + batch_size], pad_id=0)  # (B, T), 1 = real token
+        targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE_INDEX)  # (B, T-1)
+        logits = model(ids[:, :-1]).float()  # (B, T-1, V); right padding is never attended by real tokens
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+        total += loss.item()
+        count += int((targets != IGNORE_INDEX).sum())
+    return total / count

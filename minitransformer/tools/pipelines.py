@@ -13,6 +13,10 @@ Code written for `transformers.pipeline` runs with only the import changed. Thre
 a (model, tokenizer) pair also works. A pipeline takes one text or a list of texts (a list gives a
 list of results, an empty list an empty list); fill-mask's `top_k` is at most the number of tokens
 that can fill a [MASK] (the vocabulary less its special tokens), and a larger one is an error.
+
+Characters outside the vocabulary: a tokenizer with "[UNK]" (tang-poetry-char's) reads them as [UNK], and the
+text returned keeps the prompt as given; a tokenizer without one (the ASCII models') raises an error naming
+the character and its position.
 """
 
 from __future__ import annotations
@@ -113,11 +117,13 @@ class TextGenerationPipeline(_Pipeline):
             for start in range(0, len(members), batch_size):
                 group = members[start : start + batch_size]
                 out = generate(self.model, torch.stack([ids[i] for i in group]), **kwargs)  # (len(group) * n, L)
-                skip = 0 if return_full_text else length
-                texts = [self.tokenizer.decode(row[skip:].tolist(), skip_special_tokens=True) for row in out]
-                n = len(texts) // len(group)  # num_return_sequences
+                new = [self.tokenizer.decode(row[length:].tolist(), skip_special_tokens=True) for row in out]
+                n = len(new) // len(group)  # num_return_sequences
                 for k, i in enumerate(group):
-                    results[i] = [{"generated_text": t} for t in texts[k * n : (k + 1) * n]]
+                    # the prompt as the user wrote it (as Hugging Face does): a character that the tokenizer
+                    # maps to [UNK] is read as [UNK] by the model, but not lost from the text returned
+                    prefix = prompts[i] if return_full_text else ""
+                    results[i] = [{"generated_text": prefix + t} for t in new[k * n : (k + 1) * n]]
         return results
 
 
