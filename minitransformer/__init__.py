@@ -25,7 +25,14 @@ from .errors import (
     TrainingDivergedError,
     UnknownTokenError,
 )
-from .generation import GenerationOutput, GenerationSettings, generate, next_token_distribution, stream
+from .generation import (
+    GenerationOutput,
+    GenerationSettings,
+    generate,
+    generate_poem,
+    next_token_distribution,
+    stream,
+)
 from .layers import DecoderLayer, EncoderLayer, FeedForward
 from .logits import (
     LogitsSettings,

@@ -12,7 +12,7 @@ is what makes it a good lesson in constrained decoding (generation/poetry.py):
 
 Each line is followed by one punctuation mark: ，after odd lines, 。(or ？！) after even ones.
 For training, poems are joined into one text with a newline after each, so "\n" both ends a poem
-and announces the next one: a model prompted with "\n" starts a new poem. Notebook 11.
+and announces the next one: a model prompted with "\n" starts a new poem. Notebook 14.
 """
 
 from __future__ import annotations

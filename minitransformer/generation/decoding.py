@@ -19,6 +19,7 @@ from .. import checks
 from ..errors import ConfigError, ShapeError, describe
 from ..logits import apply_repetition_penalty, stages
 from ..masks import positions_from_mask
+from .constraints import check_constraint, constrain, only_dead_beams
 from .memory import check_rows_fit
 
 DEFAULT_MAX_NEW_TOKENS = 20  # Hugging Face's GenerationConfig default (max_length=20), counted as new tokens
@@ -38,8 +39,11 @@ def eval_mode(model: torch.nn.Module):
 class Decoding:
     """The state of one generate/stream call. Build it in eval mode (the cache picks its fast path then)."""
 
-    def __init__(self, model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator):
+    def __init__(self, model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator,
+                 prefix_allowed_tokens_fn=None):
         _check_model_and_generator(model, generator)
+        check_constraint(prefix_allowed_tokens_fn)
+        self.constraint = prefix_allowed_tokens_fn
         s = self.settings = settings
         self.model, self.generator = model, generator
         _check_special_ids(s, model.config.vocab_size)
@@ -51,7 +55,7 @@ class Decoding:
         self.eos = None if s.eos_ids is None else torch.tensor(s.eos_ids, device=ids.device)
         self.stopped = _StopStrings(s.stop_list, tokenizer, ids.shape[1]) if s.stop_strings is not None else None
         # Every prompt repeated n times, in adjacent rows: n samples, or n = num_beams beams.
-        n = max(s.num_beams, s.num_return_sequences)
+        n = self.rows_per_prompt = max(s.num_beams, s.num_return_sequences)
         repeat = lambda x: None if x is None else x.repeat_interleave(n, dim=0)
         self.ids, self.mask = repeat(ids), repeat(mask)
         self._grown_mask = self.mask  # the mask with 1s for new tokens, grown by `mask_upto`
@@ -152,14 +156,16 @@ class Decoding:
             scores = stage(scores)  # unchecked: the settings checked themselves when built
         if scores is logits:
             scores = logits.clone()
-        if not torch.isfinite(scores.max(dim=-1).values).all():  # +inf or NaN anywhere, or no token left
-            self._explain_failure(logits, ids, n_new)  # one check per step; the diagnosis only on failure
+        best = scores.max(dim=-1).values  # (B,)
+        if not torch.isfinite(best).all() and not only_dead_beams(best, self.settings.num_beams):
+            self._explain_failure(logits, ids, n_new)  # +inf, NaN or no token left; the diagnosis only then
         if self.recorder is not None:
             self.recorder.processed(scores)
         return scores
 
     def _processors(self, ids, n_new):
-        """[(name, function of scores)]: the EOS ban, the repetition penalty without padding, logits.stages."""
+        """[(name, function of scores)]: the EOS ban, the repetition penalty without padding, logits.stages,
+        and the prefix constraint between logits' processors and its warpers (where Hugging Face puts it)."""
         s, plan = self.settings, []
         if n_new < s.min_new_tokens and self.eos is not None:
             plan.append(("min_new_tokens", lambda x: x.index_fill(-1, self.eos, -math.inf)))  # too early to stop
@@ -167,7 +173,12 @@ class Decoding:
             plan.append(("repetition penalty", partial(apply_repetition_penalty.__wrapped__,
                                                        input_ids=self._without_padding(ids),
                                                        penalty=s.repetition_penalty)))
-        return plan + stages(self.logits_settings, ids, s.do_sample, self.min_tokens_to_keep)
+        chain = stages(self.logits_settings, ids, s.do_sample, self.min_tokens_to_keep)
+        if self.constraint is None:
+            return plan + chain
+        n_processors = len(stages(self.logits_settings, ids, do_sample=False))  # the warpers come after these
+        fence = partial(constrain, input_ids=ids, fn=self.constraint, rows_per_prompt=self.rows_per_prompt)
+        return plan + chain[:n_processors] + [("prefix_allowed_tokens_fn", fence)] + chain[n_processors:]
 
     def _explain_failure(self, logits, ids, n_new):
         """Rerun the processors one by one and raise an error that names the one that broke the scores."""
@@ -229,6 +240,11 @@ def _failure_message(stage, s, length, vocab, no_token_left):
                 f"each of the {vocab} tokens of the vocabulary would repeat a {s.no_repeat_ngram_size}-gram "
                 "already in the sequence. Use a larger no_repeat_ngram_size, fewer new tokens, or 0 to turn "
                 "the ban off")
+    if stage == "prefix_allowed_tokens_fn":
+        return (f"prefix_allowed_tokens_fn allows only tokens that are already impossible at sequence length "
+                f"{length} in some rows (banned by no_repeat_ngram_size={s.no_repeat_ngram_size}, "
+                f"repetition_penalty={s.repetition_penalty} or min_new_tokens={s.min_new_tokens}, or given "
+                "probability 0 by the model): allow other tokens there, or relax those settings")
     if stage == "min_new_tokens":
         return (f"min_new_tokens={s.min_new_tokens} forbids the EOS ids {s.eos_ids} at sequence length {length}, "
                 "and the model gives every other token probability 0")

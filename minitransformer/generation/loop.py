@@ -47,9 +47,9 @@ from .settings import settings_from
 
 
 def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_mask=None, settings=None,
-             tokenizer=None, generator=None, streamer=None, return_dict=False, return_trace=False,
-             return_dict_in_generate=False, output_scores=False, output_logits=False, output_attentions=False,
-             **knobs):
+             tokenizer=None, generator=None, streamer=None, prefix_allowed_tokens_fn=None, return_dict=False,
+             return_trace=False, return_dict_in_generate=False, output_scores=False, output_logits=False,
+             output_attentions=False, **knobs):
     """Continue each prompt of input_ids (B, T); returns token ids (B * n, T + new), n = num_return_sequences.
 
     The decoding knobs are Hugging Face's keywords (max_new_tokens=, do_sample=, top_p=, num_beams=,
@@ -61,10 +61,12 @@ def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_ma
     No input_ids (or T = 0): every sequence starts with bos_token_id.
     generator=torch.Generator().manual_seed(0) makes sampling repeatable; tokenizer= is needed by
     stop_strings. streamer: an object with put(ids) and end(), like Hugging Face's TextStreamer (see
-    also `stream`). return_dict_in_generate=True (or return_dict=True): a GenerationOutput, with
-    sequences_scores for beam search, and the per-step scores, logits and attention weights asked for with
-    output_scores / output_logits / output_attentions (generation/outputs.py). return_trace=True (beam
-    search) also records the whole search, for drawing the tree.
+    also `stream`). prefix_allowed_tokens_fn(batch_id, ids) -> list of token ids: only those may come
+    next (constraints.py; ids is the row's 1-D sequence so far, prompt included).
+    return_dict_in_generate=True (or return_dict=True): a GenerationOutput, with sequences_scores for
+    beam search, and the per-step scores, logits and attention weights asked for with output_scores /
+    output_logits / output_attentions (generation/outputs.py). return_trace=True (beam search) also
+    records the whole search, for drawing the tree.
     """
     settings = settings_from(settings, knobs, "generate")
     if return_trace and settings.num_beams == 1:
@@ -78,7 +80,8 @@ def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_ma
     scores = trace = None
     recorder = Recorder(output_scores, output_logits, output_attentions)
     with eval_mode(model), torch.inference_mode():
-        run = Decoding(model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator)
+        run = Decoding(model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator,
+                       prefix_allowed_tokens_fn)
         run.recorder = recorder if output_scores or output_logits or output_attentions else None
         if settings.num_beams > 1:
             sequences, scores, trace = _beam_search(run, return_trace)

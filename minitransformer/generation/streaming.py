@@ -11,14 +11,15 @@ from .settings import settings_from
 
 
 def stream(model, input_ids, tokenizer=None, *, attention_mask=None, src_ids=None, src_mask=None,
-           settings=None, generator=None, **knobs):
+           settings=None, generator=None, prefix_allowed_tokens_fn=None, **knobs):
     """Yield each new token as soon as it is chosen: its id, or with a tokenizer its text.
 
     One sequence (batch size 1), greedy or sampling; the knobs are generate's keyword arguments,
     and the tokens are the ones `generate` returns. input_ids may be a string when a tokenizer is
     given. Text comes in whole characters: a token that ends inside a multi-byte character is held
     back until the character is complete. Beam search cannot be streamed: its best sequence is
-    known only at the end. The model stays in eval mode until the stream ends or is closed.
+    known only at the end. prefix_allowed_tokens_fn constrains each step as in `generate`. The model
+    stays in eval mode until the stream ends or is closed.
     """
     settings = settings_from(settings, knobs, "stream")
     if settings.num_beams > 1:
@@ -26,7 +27,7 @@ def stream(model, input_ids, tokenizer=None, *, attention_mask=None, src_ids=Non
                           "beam is known only at the end; use generate(..., num_beams=...)")
     with eval_mode(model):
         run = Decoding(model, settings, encode_prompt(input_ids, tokenizer), attention_mask, src_ids, src_mask,
-                       tokenizer, generator)
+                       tokenizer, generator, prefix_allowed_tokens_fn)
         if run.ids.shape[0] != 1:
             raise ShapeError(f"stream follows one sequence: it needs batch size 1 and num_return_sequences=1, "
                              f"got {run.ids.shape[0]} sequences")

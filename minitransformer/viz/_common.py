@@ -1,4 +1,8 @@
-"""What every picture shares: the colours, token labels, new axes, PNG bytes and input checks."""
+"""What every picture shares: the colours, token labels, new axes, PNG bytes and input checks.
+
+Importing it gives matplotlib a CJK fallback font when one is installed (fonts.py), so Chinese
+tokens are drawn as characters, not boxes.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,18 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError
+from .fonts import use_cjk_font, warn_if_cjk_cannot_be_drawn
 
 KEPT_COLOR = "tab:blue"
 REMOVED_COLOR = "0.6"  # a grey: tokens a filter removed, beams that were pruned
 CHOSEN_COLOR = "tab:red"
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "⏎"}
+use_cjk_font()
 
 
 def show_token(token: str) -> str:
     """A token's text with whitespace made visible, for axis labels: ' ' -> '␣', '\\n' -> '↵'."""
+    warn_if_cjk_cannot_be_drawn(token)  # every token label passes here: the one place to notice Chinese
     return "".join(_VISIBLE.get(ch, ch) for ch in token) if token else "∅"
 
 
@@ -36,6 +43,7 @@ def figure_png(fig, dpi=None) -> bytes:
 
 def new_axes(figsize):
     """A new pyplot figure with one axes (constrained layout keeps the labels inside)."""
+    use_cjk_font()  # again, in case a style or rcdefaults() reset the font list since the import
     return plt.subplots(figsize=figsize, layout="constrained")[1]
 
 
