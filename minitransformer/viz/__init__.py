@@ -11,12 +11,14 @@ lengths, S source length, C = d_model, D = d_head, V vocabulary.
     decoding.py    plot_next_token_stages (logits.logits_stages) and next_token_stages_html
     beam_tree.py   plot_beam_tree (beam_search trace)
     curves.py      plot_history, LivePlot (a Trainer callback), plot_embeddings_pca
+    architecture.py  plot_architecture (a model's block diagram, from its config and modules), parameter_parts
     _common.py     colours, token labels, figure_png
 
 Used by the widgets and the notebooks (11_decoding_explorer and the topic notebooks), as `viz.plot_attention`.
 """
 
 from ._common import CHOSEN_COLOR, KEPT_COLOR, REMOVED_COLOR, figure_png, show_token, token_label
+from .architecture import parameter_parts, plot_architecture
 from .attention import (
     plot_attention,
     plot_attention_grid,
@@ -37,6 +39,8 @@ __all__ = [
     "LivePlot",
     "figure_png",
     "next_token_stages_html",
+    "parameter_parts",
+    "plot_architecture",
     "plot_attention",
     "plot_attention_grid",
     "plot_beam_tree",
