@@ -48,6 +48,7 @@ from .logits import (
 )
 from .masks import causal_mask, combine_masks, padding_mask
 from .models import GPT, Cache, MaskedLM, Seq2SeqTransformer
+from .ngram import NGramLM
 from .objectives import clm_loss, mask_tokens, mlm_loss, seq2seq_loss
 from .positional import (
     LearnedPositionalEmbedding,
@@ -56,6 +57,7 @@ from .positional import (
     apply_rotary,
     sinusoidal_table,
 )
+from .recurrent import LSTM, RNN, CharLSTM, LSTMCell, RNNCell
 from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 from .tools.exercises import exercise
 from .tools.hf_style import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoTokenizer
