@@ -57,17 +57,54 @@ def test_plot_attention_shows_whitespace_and_checks_shapes():
         viz.plot_attention(torch.rand(1, 2, 2, 2), "ab")
 
 
+def heatmaps(fig):
+    """The attention panels of a grid figure, without its colour bar."""
+    return [ax for ax in fig.axes if ax.images and not hasattr(ax, "_colorbar")]
+
+
 def test_plot_attention_grid_has_layers_times_heads_panels(gpt):
     ids = torch.tensor([TOK.encode("abc de")])
     _, attentions = gpt(ids, return_attention=True)
     fig = viz.plot_attention_grid(attentions, "abc de")
-    assert len(fig.axes) == 2 * 2
-    assert fig.axes[3].get_title() == "layer 1, head 1"
-    np.testing.assert_allclose(
-        fig.axes[1].images[0].get_array(), attentions[0][0, 1].detach().numpy(), rtol=1e-6
-    )
+    panels = heatmaps(fig)
+    assert len(panels) == 2 * 2
+    assert panels[3].get_title() == "layer 1, head 1"
+    np.testing.assert_allclose(panels[1].images[0].get_array(), attentions[0][0, 1].detach().numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="return_attention=True"):
         viz.plot_attention_grid([None, None], "abc de")
+
+
+def test_plot_attention_grid_layers_draws_the_chosen_layers_with_their_own_indices():
+    attentions = [torch.rand(1, 2, 3, 3).softmax(dim=-1) for _ in range(4)]  # 4 layers x 2 heads
+    fig = viz.plot_attention_grid(attentions, "abc", layers=[1, -1])
+    panels = heatmaps(fig)
+    assert [ax.get_title() for ax in panels] == [
+        "layer 1, head 0", "layer 1, head 1", "layer 3, head 0", "layer 3, head 1"
+    ]
+    for ax, (layer, head) in zip(panels, [(1, 0), (1, 1), (3, 0), (3, 1)]):
+        np.testing.assert_allclose(ax.images[0].get_array(), attentions[layer][0, head].numpy(), rtol=1e-6)
+    assert tick_texts(panels[0].get_xticklabels()) == ["", "", ""]  # x labels on the bottom row only
+    assert tick_texts(panels[2].get_xticklabels()) == list("abc")
+    for bad, error, message in [
+        ([4], ValueError, r"\[-4, 3\].*got 4"),
+        ([], ValueError, "at least one"),
+        (2, TypeError, "list of layer indices"),
+        ([0.5], ValueError, "got 0.5"),
+    ]:
+        with pytest.raises(error, match=message):
+            viz.plot_attention_grid(attentions, "abc", layers=bad)
+
+
+def test_plot_attention_grid_has_one_colour_bar_for_every_panel():
+    attentions = [torch.rand(2, 3, 4, 4).softmax(dim=-1) for _ in range(2)]
+    fig = viz.plot_attention_grid(attentions, "abcd", batch_index=1)
+    bars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+    assert len(bars) == 1 and len(fig.axes) == 2 * 3 + 1
+    assert bars[0].get_ylabel() == "attention weight"
+    assert bars[0].get_ylim() == (0.0, 1.0)  # the panels' shared scale
+    assert all(ax.images[0].get_clim() == (0.0, 1.0) for ax in heatmaps(fig))
+    viz.plot_attention_grid(attentions, "abcd", fig=fig, layers=[0])  # redrawn in place: still one bar
+    assert sum(hasattr(ax, "_colorbar") for ax in fig.axes) == 1 and len(heatmaps(fig)) == 3
 
 
 def test_plot_cross_attention_targets_down_sources_across():

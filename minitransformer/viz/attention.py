@@ -1,6 +1,7 @@
 """Attention as pictures: one map, every head of every layer, cross-attention, masks, and bertviz's input.
 
-Used by notebooks 08 (masked LM), 09 (seq2seq) and 11 (bertviz), and by the attention explorer widget.
+Used by notebooks 02 (masks), 04 (the heads of a trained model), 08 (masked LM), 09 (seq2seq) and 11 (bertviz),
+and by the attention explorer widget.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..checks import is_int
 from ..errors import ShapeError, describe
 from ._common import as_array, check_labels, new_axes, set_tick_labels, show_token
 
@@ -38,33 +40,60 @@ def plot_attention(weights, q_tokens, k_tokens=None, ax=None, title=None, vmax=N
     return ax
 
 
-def plot_attention_grid(attentions, tokens, batch_index=0, fig=None):
-    """Every head of every layer: a grid of L rows x H columns of heatmaps.
+def plot_attention_grid(attentions, tokens, batch_index=0, fig=None, layers=None):
+    """Every head of the chosen layers: a grid of one row per layer x one column per head, one colour bar.
 
     attentions: a list with one (B, H, T, T) tensor per layer, as returned by
-    `model(ids, return_attention=True)`; tokens: the T labels. Returns the figure.
+    `model(ids, return_attention=True)`; tokens: the T labels. layers: which layers to draw, as
+    indices into `attentions` (e.g. `[0, -1]`, the first and the last); None draws them all. Titles
+    give the model's layer index, whichever rows are drawn. All panels share the colour scale 0..1,
+    so one colour bar reads every panel. Returns the figure.
     """
-    layers = _check_attentions(attentions)
-    n_layers, n_heads = len(layers), layers[0].shape[1]
-    T = layers[0].shape[-1]
+    weights = _check_attentions(attentions)
+    chosen = _layer_indices(layers, len(weights))
+    n_rows, n_heads, T = len(chosen), weights[0].shape[1], weights[0].shape[-1]
     tokens = check_labels(tokens, T, "tokens")
+    side = min(4.0, max(2.2, 0.14 * T))  # inches per panel: room for T labels, up to a point
+    label_size = max(5, min(8, 62 * side / T))  # about one label height per row of the panel
     if fig is None:
-        fig = plt.figure(figsize=(2.2 * n_heads + 1, 2.2 * n_layers + 0.5), layout="constrained")
+        fig = plt.figure(figsize=(side * n_heads + 1.4, side * n_rows + 0.5), layout="constrained")
     fig.clear()
-    axes = fig.subplots(n_layers, n_heads, squeeze=False)
-    for layer, row in enumerate(axes):
-        for head, ax in enumerate(row):
-            plot_attention(layers[layer][batch_index, head], tokens, ax=ax, vmax=1.0)
-            ax.set_title(f"layer {layer}, head {head}", fontsize=8)
+    grid = fig.add_gridspec(n_rows, n_heads + 1, width_ratios=[1] * n_heads + [0.06])  # last column: the bar
+    for r, layer in enumerate(chosen):
+        for head in range(n_heads):
+            ax = fig.add_subplot(grid[r, head])
+            plot_attention(weights[layer][batch_index, head], tokens, ax=ax, vmax=1.0)
+            ax.set_title(f"layer {layer}, head {head}", fontsize=9)
+            ax.tick_params(labelsize=label_size)
             ax.set_xlabel("")
             ax.set_ylabel("")
-            if layer < n_layers - 1:  # labels on the outer edge only
+            if r < n_rows - 1:  # labels on the outer edge only
                 ax.set_xticklabels([])
             if head > 0:
                 ax.set_yticklabels([])
+    # the bar sits in a grid cell of its own, so constrained layout still works if a caller adds another
+    fig.colorbar(ax.images[0], cax=fig.add_subplot(grid[:, -1]), label="attention weight")
     fig.supxlabel("key (attended to)")
     fig.supylabel("query (attending)")
     return fig
+
+
+def _layer_indices(layers, n_layers):
+    """`layers=` as model layer indices (negative ones count from the end); None -> every layer."""
+    if layers is None:
+        return list(range(n_layers))
+    if isinstance(layers, (int, str, torch.Tensor)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"layers must be a list of layer indices such as [0, 2], got {describe(layers)}")
+    chosen = list(layers)
+    for layer in chosen:
+        if not (is_int(layer) and -n_layers <= layer < n_layers):
+            raise ValueError(
+                f"layers must hold integers in [{-n_layers}, {n_layers - 1}] (the attentions have "
+                f"{n_layers} layers), got {describe(layer)} in layers={describe(layers)}"
+            )
+    if not chosen:
+        raise ValueError("layers must name at least one layer, got an empty list (None draws every layer)")
+    return [layer % n_layers for layer in chosen]
 
 
 def plot_cross_attention(cross, src_tokens, tgt_tokens, ax=None, title=None):
