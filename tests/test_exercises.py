@@ -59,9 +59,8 @@ def test_exercise_says_correct_or_not_yet_without_raising(capsys, monkeypatch):
 @pytest.mark.parametrize("error", [NotImplementedError, AssertionError, NameError, IndexError])
 def test_exercise_raises_when_graded(monkeypatch, error):
     monkeypatch.setenv(exercises.GRADING_ENV, "1")
-    with pytest.raises(error):
-        with exercise("00-1"):
-            raise error("wrong")
+    with pytest.raises(error), exercise("00-1"):
+        raise error("wrong")
 
 
 def test_student_source_stubs_each_region_at_its_indent():
