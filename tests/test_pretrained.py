@@ -42,3 +42,17 @@ def test_dates_seq2seq_exact_match_on_held_out_dates():
     _, held_out = date_splits(n_train=1, n_test=1000, seed=0)
     score = exact_match(model, tok, held_out)
     assert score >= 0.99, f"exact match {score:.3f} on 1,000 held-out dates is below 0.99"
+
+
+def test_scores_ignore_dropout_and_restore_the_mode():
+    model, tok = mt.load_pretrained("shakespeare-char")
+    model.config.dropout = 0.5
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.5
+    _, val = train_val_split(load_text("shakespeare"))
+    ids = torch.tensor(tok.encode(val[:20_000]))
+    in_eval = clm_validation_loss(model.eval(), ids)
+    model.train()
+    assert clm_validation_loss(model, ids) == in_eval  # dropout would make it higher and random
+    assert model.training

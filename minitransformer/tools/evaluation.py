@@ -12,15 +12,28 @@ Used by tests/test_pretrained.py to hold every bundled model to its recorded qua
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..data import IGNORE_INDEX, clm_batch, pad_batch
-from ..generation import generate
+from ..generation import eval_mode, generate
 from ..objectives import clm_loss, mask_tokens, masked_accuracy
 from ..poems import POEM_END
 
 
-@torch.inference_mode()
+def scored(fn):
+    """Score without gradients and without dropout (a model left in training mode would be scored with it)."""
+
+    @functools.wraps(fn)
+    def in_eval_mode(model, *args, **kwargs):
+        with torch.inference_mode(), eval_mode(model):
+            return fn(model, *args, **kwargs)
+
+    return in_eval_mode
+
+
+@scored
 def clm_validation_loss(model, ids, context=None, max_windows=None, batch_size=16) -> float:
     """Mean CLM loss over non-overlapping windows of `ids` (1-D), each of `context` tokens.
 
@@ -43,7 +56,7 @@ def clm_validation_loss(model, ids, context=None, max_windows=None, batch_size=1
     return total / count
 
 
-@torch.inference_mode()
+@scored
 def masked_accuracy_on(model, tokenizer, ids, context=None, n_batches=10, batch_size=32, seed=0) -> float:
     """Share of masked positions (15%, chosen with a fixed seed) predicted exactly."""
     g = torch.Generator().manual_seed(seed)
@@ -56,7 +69,7 @@ def masked_accuracy_on(model, tokenizer, ids, context=None, n_batches=10, batch_
     return sum(correct) / len(correct)
 
 
-@torch.inference_mode()
+@scored
 def exact_match(model, tokenizer, pairs, batch_size=200, max_new_tokens=16) -> float:
     """Greedy-decode every source of `pairs` and count outputs equal to their target."""
     hits = 0
@@ -82,7 +95,7 @@ def poem_sequences(tokenizer, poems) -> list[list[int]]:
     return [tokenizer.encode(POEM_END + p["text"] + POEM_END) for p in poems]
 
 
-@torch.inference_mode()
+@scored
 def poem_validation_loss(model, tokenizer, poems, batch_size=64) -> float:
     """Nats per character over every poem of `poems`, each scored on its own from its opening newline.
 
