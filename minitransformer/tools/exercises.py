@@ -47,11 +47,11 @@ def exercise(name: str, hint: str = ""):
     try:
         yield
     except NotImplementedError:
-        _not_yet(name, "not written yet.", hint)
+        _not_yet(name, "your answer is not written yet.", hint)
     except NameError as e:
         _not_yet(name, f"{e}: run your solution cell first.", hint)
     except AssertionError as e:
-        _not_yet(name, f"not yet: {e}" if str(e) else "not yet.", hint)
+        _not_yet(name, str(e) or "a check failed.", hint)
     except Exception as e:  # the learner's code crashed: say so, but do not stop the notebook
         _not_yet(name, f"your code raised {type(e).__name__}: {e}", hint)
     else:
@@ -61,7 +61,7 @@ def exercise(name: str, hint: str = ""):
 def _not_yet(name: str, what: str, hint: str) -> None:
     if grading():
         raise  # noqa: PLE0704 (re-raises the exception being handled by exercise())
-    print(f"Exercise {name}: {what}" + (f" Hint: {hint}" if hint else ""))
+    print(f"Exercise {name}: not yet: {what}" + (f" Hint: {hint}" if hint else ""))
 
 
 # ----------------------------------------------------------------------------- the student version
