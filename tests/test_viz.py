@@ -311,3 +311,40 @@ def test_plot_embeddings_pca_recovers_a_plane():
     assert [t.get_text() for t in ax.texts] == list("abcdefg")
     shares = [int(re.search(r"\((\d+)%", label).group(1)) for label in (ax.get_xlabel(), ax.get_ylabel())]
     assert 98 <= sum(shares) <= 100  # two directions hold all the variance
+
+
+TINY_TOK = mt.CharTokenizer.from_text("abcdefghij klmnop")
+
+
+def tiny_gpt():
+    torch.manual_seed(0)
+    cfg = mt.TransformerConfig(vocab_size=TINY_TOK.vocab_size, d_model=16, n_heads=2, n_layers=2, max_len=32)
+    model = mt.GPT(cfg).eval()
+    torch.nn.init.normal_(model.embed.tokens.weight, std=1.0)
+    return model
+
+
+def test_plot_next_token_stages_titles_its_settings_and_ticks_every_panel():
+    model, settings = tiny_gpt(), mt.LogitsSettings(temperature=0.7, top_k=4, top_p=0.9)
+    ids = torch.tensor([TINY_TOK.encode("abc")])
+    with torch.no_grad():
+        stages = mt.logits_stages(model(ids)[:, -1], ids, settings)
+    fig = viz.plot_next_token_stages(stages, TINY_TOK, top=5, settings=settings)
+    fig.canvas.draw()
+    assert fig._suptitle.get_text() == "settings: temperature=0.7, top_k=4, top_p=0.9"
+    for ax in fig.axes:
+        shown = [t for t in ax.get_xticks() if 0 <= t <= ax.get_xlim()[1]]
+        assert len(shown) >= 3, shown
+    dist = next_token_distribution(model, "abc", TINY_TOK, top_k=3)
+    assert viz.plot_next_token_stages(dist, TINY_TOK)._suptitle.get_text() == "settings: top_k=3"
+
+
+def test_plot_beam_tree_title_reconciles_the_score_with_the_last_edge():
+    model = tiny_gpt()
+    out = generate(model, torch.tensor([TINY_TOK.encode("ab")]), num_beams=2, max_new_tokens=3, return_trace=True)
+    ax = viz.plot_beam_tree(out.trace, TINY_TOK)
+    best = max((h for h in out.trace[0]["finished"] if h["returned"]), key=lambda h: h["score"])
+    total = float(re.search(r"sum of log-probs (-?[0-9.]+)", ax.get_title()).group(1))
+    assert abs(total / len(best["tokens"]) - best["score"]) < 0.01  # length_penalty 1.0
+    edges = [t for t in ax.texts if t.get_gid() != "node"]
+    assert edges and all(t.get_fontsize() >= 8 for t in edges)

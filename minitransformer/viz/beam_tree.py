@@ -27,14 +27,28 @@ def plot_beam_tree(trace, tokenizer=None, batch_index=0, ax=None, max_steps=None
     steps = item["steps"][:max_steps]
     best = max((h for h in item["finished"] if h["returned"]), key=lambda h: h["score"], default=None)
     most = max((len(step["candidates"]) for step in steps), default=1)
-    ax = ax if ax is not None else new_axes((1.3 + 1.25 * len(steps), 1 + 0.42 * most))
+    ax = ax if ax is not None else new_axes((1.3 + 1.25 * len(steps), 1.2 + 0.42 * most))
+    best_sum = None  # the best hypothesis's sum of log-probs: the score on its last edge
     for node in _tree_nodes(steps, best_tokens=tuple(best["tokens"]) if best else ()):
         _draw_node(ax, node, tokenizer)
+        if node.on_best and node.depth == len(best["tokens"]):
+            best_sum = node.candidate["score"]
     _draw_prompt(ax, item["prompt"], tokenizer)
     _label_steps(ax, len(steps))
     if best is not None:
-        ax.set_title(f"best hypothesis: score {best['score']:.3f} (red); grey = pruned", fontsize=9)
+        ax.set_title(_best_title(best, best_sum), fontsize=9)
     return ax
+
+
+def _best_title(best, best_sum) -> str:
+    """The ranking score of the best hypothesis, reconciled with the sum on its last edge."""
+    n = len(best["tokens"])
+    if best_sum is None:  # its last step lies beyond max_steps
+        return f"best hypothesis (red): score {best['score']:.3f}; grey = pruned"
+    return (
+        f"best hypothesis (red): score {best['score']:.3f} = sum of log-probs {best_sum:.2f} (its last edge)"
+        f" / {n} tokens ** length_penalty\nedges: sum of log-probs so far; blue = kept, grey = pruned, green = finished"
+    )
 
 
 class _Node(NamedTuple):
@@ -45,6 +59,7 @@ class _Node(NamedTuple):
     candidate: dict  # a trace entry: "token", "score", "parent", "beam" (None = pruned), "ends"
     color: str
     on_best: bool
+    depth: int  # its step: how many tokens its path has
 
 
 def _tree_nodes(steps, best_tokens: tuple[int, ...]) -> Iterator[_Node]:
@@ -60,7 +75,7 @@ def _tree_nodes(steps, best_tokens: tuple[int, ...]) -> Iterator[_Node]:
             path = (*parent, c["token"])
             nodes[path] = (float(s), (len(cands) - 1) / 2 - row)
             on_best = best_tokens[: len(path)] == path
-            yield _Node(nodes[parent], nodes[path], c, _node_color(c, on_best), on_best)
+            yield _Node(nodes[parent], nodes[path], c, _node_color(c, on_best), on_best, s)
             if c["beam"] is not None:
                 next_beams[c["beam"]] = path
         beams = next_beams
@@ -79,7 +94,9 @@ def _draw_node(ax, node: _Node, tokenizer) -> None:
     (px, py), (x, y), c = node.parent_xy, node.xy, node.candidate
     ax.plot([px, x], [py, y], color=node.color, lw=1.8 if node.on_best else 0.8, zorder=1)
     score_xy = (px + 0.6 * (x - px), py + 0.6 * (y - py))  # nearer the child, where edges have spread out
-    ax.text(*score_xy, f"{c['score']:.1f}", fontsize=6, color=node.color, ha="center", va="bottom", zorder=3)
+    plate = dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.85)  # lifts it off the lines
+    ax.text(*score_xy, f"{c['score']:.1f}", fontsize=8, color=node.color, ha="center", va="center", zorder=3,
+            bbox=plate)
     text = token_label(tokenizer, c["token"]) if tokenizer is not None else str(c["token"])
     box = dict(boxstyle="round,pad=0.25", fc="white", ec=node.color, lw=0.8)
     ax.text(

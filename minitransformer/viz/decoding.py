@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import to_hex
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import ShapeError
 from ._common import CHOSEN_COLOR, KEPT_COLOR, REMOVED_COLOR, token_label
@@ -20,39 +21,70 @@ from ._common import CHOSEN_COLOR, KEPT_COLOR, REMOVED_COLOR, token_label
 _CELL = "padding:0 6px;line-height:1.3;white-space:nowrap"
 _KEPT_BAR = f"background:{to_hex(KEPT_COLOR)}"
 _REMOVED_BAR = f"border:1px dashed {to_hex(REMOVED_COLOR)};box-sizing:border-box"
+_OUTLINE_COLOR = "0.4"  # a removed token's outline in the figure: darker than REMOVED_COLOR, to show on white
 
 
-def plot_next_token_stages(stages, tokenizer=None, top=15, fig=None, chosen=None, title=None):
+def plot_next_token_stages(stages, tokenizer=None, top=15, fig=None, chosen=None, title=None, settings=None):
     """How each processing stage reshapes the next-token distribution, one panel per stage.
 
     stages: [(name, logits (V,) or (1, V)), ...], the output of `mt.logits_stages` for one
     sequence, or the dict returned by `generation.next_token_distribution`. The same `top`
     tokens (the most likely ones of the first stage) appear in every panel. A filled bar is a
     kept token's probability after that stage; a token the stage removed (logit -inf) is an
-    empty grey outline as wide as its probability was before the stage. chosen: a token id to
-    mark with an arrow (the token that was actually picked). Returns the figure.
+    empty dashed outline as wide as its probability was before the stage. chosen: a token id to
+    mark with an arrow (the token that was actually picked). title: the figure's title; by
+    default the settings of the stages drawn (`settings=`, a `LogitsSettings` or generate's
+    settings; the dict of `next_token_distribution` brings its own). Returns the figure.
     See `next_token_stages_html` for the same picture as an HTML table.
     """
+    if settings is None and isinstance(stages, dict):
+        settings = stages.get("settings")
     table = _stage_bars(stages, tokenizer, top, chosen)
     if fig is None:
-        fig = plt.figure(figsize=(1.2 + 2.3 * len(table["names"]), 1.3 + 0.26 * table["top"]))
+        fig = plt.figure(figsize=(1.45 + 2.3 * len(table["names"]), 1.4 + 0.26 * table["top"]))
     axes = _stage_panels(fig, len(table["names"]), table["top"])
     for ax, name, n_kept, bars in zip(axes, table["names"], table["n_kept"], table["bars"]):
         for bar, (width, is_kept) in zip(ax.patches, bars):  # one bar per token
             bar.set_width(width)
             bar.set_visible(width > 0)
             bar.set_fill(is_kept)  # removed: an empty outline
-            bar.set_edgecolor(KEPT_COLOR if is_kept else REMOVED_COLOR)
+            bar.set_edgecolor(KEPT_COLOR if is_kept else _OUTLINE_COLOR)
             bar.set_linestyle("-" if is_kept else "--")
+            bar.set_linewidth(0.8 if is_kept else 1.2)
         # A fixed y saves matplotlib a layout pass.
         ax.set_title(f"{name}\n{n_kept} of {table['vocab']} kept", fontsize=9, y=1.0)
-        x_max = table["x_max"]
-        ax.set(xlim=(0, x_max), xticks=[round(x_max * 0.8, 2)])
+        ax.set_xlim(0, table["x_max"])  # one scale for every panel; the locator places the ticks
     axes[0].set_yticks(np.arange(table["top"]), table["labels"], fontsize=8)  # most likely at the top
     for tick, i in zip(axes[0].get_yticklabels(), table["ids"]):
         tick.set_color(CHOSEN_COLOR if i == chosen else "black")
-    fig.suptitle(title or "", fontsize=9)
+    fig.suptitle(title if title is not None else _settings_title(table["names"], settings), fontsize=9)
     return fig
+
+
+# The setting behind each stage of `logits_stages`, by generate's argument name.
+_STAGE_SETTING = {
+    "repetition penalty": "repetition_penalty",
+    "no-repeat n-gram": "no_repeat_ngram_size",
+    "temperature": "temperature",
+    "top-k": "top_k",
+    "top-p": "top_p",
+    "min-p": "min_p",
+    "typical": "typical_p",
+}
+
+
+def _settings_title(stage_names, settings=None) -> str:
+    """A title naming the setting of every stage drawn: 'settings: temperature=0.8, top_k=20, top_p=0.9'.
+
+    Without settings, the stages' names alone ('stages: raw, top-k'): logits carry no settings.
+    """
+    names = [name for name in stage_names if name in _STAGE_SETTING]
+    if not names:
+        return "the raw next-token distribution"
+    if settings is None:
+        return "stages: " + ", ".join(stage_names)
+    values = [f"{_STAGE_SETTING[n]}={getattr(settings, _STAGE_SETTING[n])}" for n in names]
+    return "settings: " + ", ".join(values)
 
 
 def next_token_stages_html(stages, tokenizer=None, top=15, chosen=None, title=None) -> str:
@@ -138,10 +170,14 @@ def _stage_panels(fig, n_stages, top):
     for ax in axes:
         ax.barh(np.arange(top), np.zeros(top), color=KEPT_COLOR)  # the bars, resized on every call
         ax.set(ylim=(top - 0.5, -0.5), yticks=[])
-        ax.tick_params(axis="x", labelsize=7)
-    fig.supxlabel("probability", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))  # round ticks at any scale
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", color="0.9", lw=0.6)
+        ax.set_axisbelow(True)
+    axes[0].set_ylabel("next token (most likely first)", fontsize=9)
+    fig.supxlabel("probability after the stage", fontsize=9)
     fig.subplots_adjust(
-        left=0.9 / fig.get_figwidth(),
+        left=1.15 / fig.get_figwidth(),
         right=0.98,
         top=1 - 0.75 / fig.get_figheight(),
         bottom=0.5 / fig.get_figheight(),
