@@ -102,7 +102,7 @@ def poem_validation_loss(model, tokenizer, poems, batch_size=64) -> float:
     Every character of each poem and its closing newline is predicted (a character the tokenizer maps to
     [UNK] counts as predicting [UNK]); padding is ignored. The number for the bundled tang-poetry-char.
     """
-    sequences = poem_sequences(tokenizer, poems)
+    sequences = sorted(poem_sequences(tokenizer, poems), key=len)  # batches of like lengths: little padding
     total, count = 0.0, 0
     for i in range(0, len(sequences), batch_size):
         ids, mask = pad_batch(sequences[i : i + batch_size], pad_id=0)  # (B, T), 1 = real token

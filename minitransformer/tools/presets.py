@@ -8,6 +8,7 @@ builds its tokenizer, model, training task and TrainConfig, and says how the res
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +18,7 @@ from ..data import CORPORA, ascii_tokenizer, date_splits, load_text, seq2seq_tok
 from ..errors import ConfigError
 from ..models import GPT, MaskedLM, Seq2SeqTransformer
 from ..poems import poem_splits, poem_tokenizer, poems_text
-from ..training import TrainConfig
+from ..training import TrainConfig, pick_device
 from .pretrained import load_model
 from .training_tasks import CausalLMTask, MaskedLMTask, Seq2SeqTask
 
@@ -44,6 +45,25 @@ PRESETS = {
             train=dict(steps=4000, lr=1.5e-3, warmup_steps=200, eval_interval=250, precision="bfloat16"),
             batch_size=16,
         ),
+        Preset(  # the best model 5 minutes of 2 CPU cores can train, set-up and final save included
+            "shakespeare-char-speedrun",
+            GPT,
+            # each choice is measured against its alternative in benchmarks/speedrun.py
+            model=dict(d_model=192, n_heads=4, n_layers=4, max_len=128, dropout=0.0, tie_weights=True),
+            train=dict(
+                steps=1_000_000,  # a ceiling: the time budget ends the run
+                time_budget=300.0,
+                lr=2e-3,
+                min_lr=0.0,
+                lr_schedule="linear",  # decay to zero, over the time budget
+                warmup_steps=100,
+                optimizer="muon",
+                precision="auto",  # bfloat16 autocast where this machine's matmuls are faster in it
+                eval_interval=500,
+                eval_batches=20,
+            ),
+            batch_size=32,
+        ),
         Preset(  # "now try it bigger": nanoGPT's Shakespeare GPU size, ~10.8M parameters; see docs/multi_node.md
             "shakespeare-char-large",
             GPT,
@@ -63,8 +83,8 @@ PRESETS = {
         Preset(  # Chinese characters: 5,461 tokens, poems of at most 65 characters with their newline
             "tang-poetry-char",
             GPT,
-            model=dict(d_model=256, n_heads=4, n_layers=4, max_len=128, dropout=0.0),
-            train=dict(steps=2500, lr=2e-3, warmup_steps=150, eval_interval=250, precision="bfloat16"),
+            model=dict(d_model=256, n_heads=4, n_layers=4, max_len=96, dropout=0.0),
+            train=dict(steps=1200, lr=2e-3, warmup_steps=100, eval_interval=200, precision="bfloat16"),
             batch_size=32,
             corpus="tang",
         ),
@@ -118,8 +138,32 @@ def build(name: str, model_overrides=None, train_overrides=None, batch_size=None
     cfg = TransformerConfig(
         vocab_size=tokenizer.vocab_size, **(p.model | (model_overrides or {})), extra={"preset": name}
     )
-    train_cfg = TrainConfig(**(p.train | (train_overrides or {})))
+    train = p.train | (train_overrides or {})
+    if train.get("precision") == "auto":
+        train["precision"] = "bfloat16" if bfloat16_is_faster(train.get("device", "auto")) else "float32"
+    train_cfg = TrainConfig(**train)
     return p.model_class(cfg), tokenizer, task, train_cfg
+
+
+def bfloat16_is_faster(device="auto") -> bool:
+    """Whether this machine multiplies matrices faster in bfloat16 than in float32: CPUs with bfloat16
+    units (AVX512-BF16, AMX) do, by 2-6x; without them bfloat16 is emulated, and slower. Timed, best of
+    5 products of 512 x 512 matrices each (a few milliseconds); on CUDA, asked of torch."""
+    device = pick_device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    seconds = {}
+    for dtype in (torch.float32, torch.bfloat16, torch.float32, torch.bfloat16):  # interleaved, warm
+        a = torch.randn(512, 512).to(dtype)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            a @ a
+            times.append(time.perf_counter() - start)
+        seconds[dtype] = min(times)
+    return seconds[torch.bfloat16] < 0.8 * seconds[torch.float32]
 
 
 def _tang_task(model_overrides, p: Preset, batch_size: int):

@@ -26,6 +26,7 @@ PRETRAINED = {
     "shakespeare-char": "GPT, character-level, trained on Tiny Shakespeare (causal LM)",
     "shakespeare-mlm": "MaskedLM, character-level, trained on Tiny Shakespeare (masked LM)",
     "dates-seq2seq": "Seq2SeqTransformer, turns dates like 'March 5, 2021' into '2021-03-05'",
+    "tang-poetry-char": "GPT, character-level, trained on 35,193 Tang poems (Chinese, causal LM)",
 }
 
 
