@@ -21,10 +21,14 @@ import time
 import traceback
 from pathlib import Path
 
-from . import attention, convergence, generate, mfu, notebooks, train, widgets
+from . import attention, bandwidth, convergence, generate, mfu, notebooks, speedrun, threads, train, widgets
 from .common import environment
 
-SECTIONS = {m.NAME: m for m in (train, convergence, generate, attention, mfu, notebooks, widgets)}
+SECTIONS = {
+    m.NAME: m
+    for m in (train, convergence, generate, attention, mfu, notebooks, widgets, bandwidth, threads, speedrun)
+}
+OPT_IN = ("speedrun",)  # about 70 minutes (13 five-minute runs): a full run includes it only with --only
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -47,7 +51,8 @@ def parse_args(argv=None):
         help="output folder (default: benchmarks/results; a temporary folder with --smoke)",
     )
     args = parser.parse_args(argv)
-    names = list(SECTIONS) if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+    default = [n for n in SECTIONS if args.smoke or n not in OPT_IN]  # a smoke run takes seconds: all of them
+    names = default if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in SECTIONS]
     if unknown or not names:
         parser.error(f"unknown section(s) {unknown or args.only!r}; choose from {', '.join(SECTIONS)}")

@@ -67,3 +67,9 @@ def test_smoke_never_overwrites_the_committed_results():
     assert parse_args(["--smoke"]).out is None  # main() writes to a fresh temporary folder
     assert parse_args([]).out == RESULTS_DIR
     assert parse_args(["--smoke", "--only", "attention,mfu"]).names == ["attention", "mfu"]
+
+
+def test_a_full_run_leaves_the_seventy_minute_speedrun_to_only():
+    assert "speedrun" not in parse_args([]).names
+    assert parse_args(["--only", "speedrun"]).names == ["speedrun"]
+    assert "speedrun" in parse_args(["--smoke"]).names

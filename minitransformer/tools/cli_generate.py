@@ -20,12 +20,14 @@ DECODING = ("max_new_tokens", "do_sample", "temperature", "top_p", "num_beams", 
 
 
 def generate(args, argv=None) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     with about("--model"):
         model, tokenizer = load_model(args.model)
     task = next(task for family, task in TASKS.items() if isinstance(model, family))
     prompt = DEFAULT_PROMPTS[task] if args.prompt is None else args.prompt
     _check_prompt(prompt, tokenizer, model, task, args.model)
-    pipe = pipeline(task, model=(model, tokenizer))
+    pipe = pipeline(task, model=(model, tokenizer), dtype=args.dtype or "auto")
     if task == "fill-mask":
         for name in DECODING:
             if getattr(args, name) is not None:

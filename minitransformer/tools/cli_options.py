@@ -17,6 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from ..training import TrainConfig, pick_device
+from ..training.config import OPTIMIZERS, PRECISIONS, SCHEDULES
 from . import presets
 from .pretrained import PRETRAINED
 
@@ -95,7 +96,8 @@ POSITIVE, NATURAL = integer(1), integer(0)
 # (flag, type, help) of the train options that override the preset's model or TrainConfig value
 TRAIN_NUMBERS = [
     ("steps", POSITIVE, "optimizer steps to train for"),
-    ("lr", number(0), "peak learning rate, reached after the warmup, then a cosine decay"),
+    ("time-budget", number(0), "stop at this many seconds, final save included; the lr decays over them"),
+    ("lr", number(0), "peak learning rate, reached after the warmup, then a decay (--lr-schedule)"),
     ("warmup-steps", NATURAL, "steps of linear learning-rate warmup"),
     ("eval-interval", POSITIVE, "evaluate, and save --out, every N steps"),
     ("eval-batches", POSITIVE, "validation batches per evaluation"),
@@ -107,6 +109,13 @@ TRAIN_NUMBERS = [
     ("n-layers", POSITIVE, "Transformer blocks"),
     ("max-len", POSITIVE, "context length in tokens"),
     ("dropout", number(0, 1, low_included=True), "dropout probability"),
+]
+
+# (flag, choices, help) of the train options that pick one of a few settings
+TRAIN_CHOICES = [
+    ("precision", PRECISIONS, "float16 needs CUDA; a preset's auto: bfloat16 where its matmuls are faster"),
+    ("lr-schedule", SCHEDULES, "the learning rate's decay after the warmup"),
+    ("optimizer", OPTIMIZERS, "muon: Muon for the hidden weight matrices, AdamW for the rest"),
 ]
 
 # generate: (flag, type, help); the defaults depend on the model family, so the parser's default is None
@@ -142,7 +151,8 @@ def preset_default(field: str) -> str:
         if field == "batch_size":
             values[name] = p.batch_size
         else:
-            values[name] = p.model.get(field, p.train.get(field, getattr(TrainConfig, field, None)))
+            value = p.model.get(field, p.train.get(field, getattr(TrainConfig, field, None)))
+            values[name] = "none" if value is None else value
     if len(set(values.values())) == 1:
         return str(next(iter(values.values())))
     return "the preset's: " + ", ".join(f"{name} {value}" for name, value in values.items())
@@ -157,14 +167,11 @@ def add_train_options(train: argparse.ArgumentParser) -> None:
     )
     _add_file_options(train)
     for name, kind, text in TRAIN_NUMBERS:
-        train.add_argument(
-            f"--{name}", type=kind, help=f"{text} (default: {preset_default(name.replace('-', '_'))})"
-        )
-    train.add_argument(
-        "--precision",
-        choices=["float32", "bfloat16", "float16"],
-        help=f"float16 needs CUDA (default: {preset_default('precision')})",
-    )
+        default, metavar = preset_default(name.replace("-", "_")), "SECONDS" if "time" in name else None
+        train.add_argument(f"--{name}", type=kind, metavar=metavar, help=f"{text} (default: {default})")
+    for name, choices, text in TRAIN_CHOICES:
+        default = preset_default(name.replace("-", "_"))
+        train.add_argument(f"--{name}", choices=choices, help=f"{text} (default: {default})")
     train.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
     train.add_argument("--device", type=device, help="auto picks cuda, then mps, then cpu (default: auto)")
     train.add_argument(
@@ -176,6 +183,18 @@ def add_train_options(train: argparse.ArgumentParser) -> None:
         "--half", action="store_true", help="store the final weights in float16, half the size (default: off)"
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar (default: show one)")
+    add_threads_option(train)
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """--threads N: torch.set_num_threads(N) before any work (train and generate)."""
+    parser.add_argument(
+        "--threads",
+        type=POSITIVE,
+        metavar="N",
+        help="CPU threads for torch's arithmetic (torch.set_num_threads); on a machine shared with other "
+        f"work, 1 is often fastest (default: torch's choice, {torch.get_num_threads()} here)",
+    )
 
 
 def _add_file_options(train: argparse.ArgumentParser) -> None:
@@ -234,6 +253,13 @@ def add_generate_options(gen: argparse.ArgumentParser) -> None:
     )
     for name, kind, text in GENERATE_NUMBERS:
         gen.add_argument(f"--{name}", type=kind, help=text)
+    gen.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        help="the weights' and KV cache's number format: bfloat16 reads half the bytes per token, and "
+        "its greedy text can part from float32's where two tokens are nearly tied (default: float32)",
+    )
+    add_threads_option(gen)
 
 
 # ----------------------------------------------------------------------------- errors in flags

@@ -10,6 +10,7 @@ checkpoint at that step, and prints the command that continues it.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -27,23 +28,27 @@ from .cli_options import PROG, about
 # options that override a field of the same name in the preset's TransformerConfig / TrainConfig
 MODEL_OPTIONS = ("d_model", "n_heads", "n_layers", "max_len", "dropout")
 TRAIN_OPTIONS = ("steps", "lr", "warmup_steps", "eval_interval", "eval_batches", "grad_accum", "seed")
-TRAIN_OPTIONS += ("precision", "device")
+TRAIN_OPTIONS += ("precision", "device", "time_budget", "lr_schedule", "optimizer")
 
 
 def train(args, argv) -> int:
+    start = command_start()  # a --time-budget counts the start-up and set-up too: the command ends within it
     _check_options(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     # the same command line builds the same initial weights (in every process, under torchrun)
     torch.manual_seed(TrainConfig.seed if args.seed is None else args.seed)
     # --batch-size is per process; the task draws the global batch and the trainer splits it
     per_process = args.batch_size or presets.PRESETS[args.preset].batch_size
     overrides = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
+    device = None if args.device is None else {"device": args.device}  # (where "auto" precision is tried)
     model, tokenizer, task, cfg = presets.build(
-        args.preset, overrides, None, per_process * distributed.world_size(), corpus=args.corpus
+        args.preset, overrides, device, per_process * distributed.world_size(), corpus=args.corpus
     )
     trainer = _trainer(args, model, tokenizer, task, _train_config(args, cfg))
     _check_room(args.out, trainer.model)
     _announce(args, trainer, per_process)
-    start = time.perf_counter()
+    trainer.started = start
     try:
         history = trainer.fit()
     except KeyboardInterrupt:
@@ -57,6 +62,29 @@ def train(args, argv) -> int:
     final = {k: round(v, 4) for k, v in history[-1].items() if k.startswith("val_")}
     log(json.dumps(run | {"threads": torch.get_num_threads()} | final | {"out": str(args.out)}))
     return 0
+
+
+def command_start() -> float:
+    """When this command began, as a time.perf_counter() value: the process's start where the process is
+    the command (`python -m minitransformer`, or the `minitransformer` script), else now (main() called
+    from Python, e.g. in a notebook or a test)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if (spec is not None and spec.name == "minitransformer.__main__") or Path(sys.argv[0]).name == PROG:
+        return process_start()
+    return time.perf_counter()
+
+
+def process_start() -> float:
+    """The time.perf_counter() value at which this process started (on Linux, from /proc: the interpreter's
+    start and the imports count too), or now where that cannot be read."""
+    try:
+        with open("/proc/self/stat") as f:  # field 22, after the name in parentheses: start, in clock ticks
+            ticks = int(f.read().rpartition(")")[2].split()[19])
+        with open("/proc/uptime") as f:
+            age = float(f.read().split()[0]) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.perf_counter()
+    return time.perf_counter() - min(max(age, 0.0), 600.0)
 
 
 def _announce(args, trainer: Trainer, per_process: int) -> None:
@@ -161,6 +189,12 @@ def _trainer(args, model, tokenizer, task, cfg: TrainConfig) -> Trainer:
                 f"argument --steps: the run in {str(args.resume)!r} has already reached step {trainer.step}, "
                 f"and --steps is {trainer.cfg.steps}; give a larger --steps (it counts the steps trained)"
             )
+        used, budget = (trainer.history or [{}])[-1].get("time", 0.0), trainer.cfg.time_budget
+        if budget is not None and used >= budget:
+            raise ConfigError(
+                f"argument --time-budget: the run in {str(args.resume)!r} has already used {used:.0f} s, and "
+                f"--time-budget is {budget:g}; give a larger --time-budget (it counts the seconds trained)"
+            )
         return trainer
     _check_freeze_layers(args, model)
     if args.init_from:
@@ -220,5 +254,6 @@ def log(*args, **kwargs):
 def _settings(config, cfg) -> str:
     """The settings this run really uses (the preset's, with the command line's overrides)."""
     model = {k: getattr(config, k) for k in MODEL_OPTIONS}
-    train = {k: getattr(cfg, k) for k in ("steps", "lr", "warmup_steps", "precision")}
+    train = {k: getattr(cfg, k) for k in ("steps", "lr", "warmup_steps", "precision", "optimizer")}
+    train |= {"time_budget": cfg.time_budget} if cfg.time_budget else {}
     return ", ".join(f"{k}={v}" for k, v in (model | train).items())

@@ -14,6 +14,10 @@ a (model, tokenizer) pair also works. A pipeline takes one text or a list of tex
 list of results, an empty list an empty list); fill-mask's `top_k` is at most the number of tokens
 that can fill a [MASK] (the vocabulary less its special tokens), and a larger one is an error.
 
+`dtype=torch.bfloat16` (or `torch_dtype=`, its older name in transformers) runs the model in bfloat16,
+weights and KV cache: half the bytes to read per token. Its greedy text equals float32's until two
+tokens are so nearly tied that bfloat16's rounding (3 significant digits) swaps them.
+
 Characters outside the vocabulary: a tokenizer with "[UNK]" (tang-poetry-char's) reads them as [UNK], and the
 text returned keeps the prompt as given; a tokenizer without one (the ASCII models') raises an error naming
 the character and its position.
@@ -30,13 +34,19 @@ from ..models import GPT, MaskedLM, Seq2SeqTransformer
 from .pretrained import load_model
 
 TASKS = {"text-generation": GPT, "fill-mask": MaskedLM, "text2text-generation": Seq2SeqTransformer}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def pipeline(task: str, model=None, tokenizer=None, device="cpu"):
-    """Build the pipeline for `task` (one of TASKS) around `model`."""
+def pipeline(task: str, model=None, tokenizer=None, device="cpu", dtype="auto", torch_dtype=None):
+    """Build the pipeline for `task` (one of TASKS) around `model`.
+
+    dtype: the model's number format, a torch dtype or its name in DTYPES; "auto" keeps the one it has
+    (float32 for a bundled model). torch_dtype: the same, under transformers' older name.
+    """
     if not isinstance(task, str) or task not in TASKS:
         raise ValueError(f"unknown task {describe(task)}; the tasks are {sorted(TASKS)}")
     _device(device)  # before any loading, so that a bad device gets this message whatever `model` is
+    dtype = _dtype(dtype, torch_dtype)
     if model is None:
         model = {"text-generation": "shakespeare-char", "fill-mask": "shakespeare-mlm"}.get(
             task, "dates-seq2seq"
@@ -55,7 +65,21 @@ def pipeline(task: str, model=None, tokenizer=None, device="cpu"):
     if not all(hasattr(tokenizer, a) for a in ("encode", "decode", "special_token_ids")):
         raise TypeError(f"tokenizer must be a minitransformer tokenizer, got {describe(tokenizer)}")
     kinds = {"text-generation": TextGenerationPipeline, "fill-mask": FillMaskPipeline}
-    return kinds.get(task, Text2TextPipeline)(model.to(device).eval(), tokenizer)
+    return kinds.get(task, Text2TextPipeline)(model.to(device=device, dtype=dtype).eval(), tokenizer)
+
+
+def _dtype(dtype, torch_dtype) -> torch.dtype | None:
+    """dtype or torch_dtype as a floating torch.dtype, or None for "auto" (keep the model's)."""
+    if torch_dtype is not None and dtype not in ("auto", None, torch_dtype):
+        raise ValueError(f"dtype={describe(dtype)} and torch_dtype={describe(torch_dtype)} differ; give one")
+    chosen = torch_dtype if torch_dtype is not None else dtype
+    if chosen in ("auto", None):
+        return None
+    found = DTYPES.get(chosen) if isinstance(chosen, str) else chosen
+    if found not in DTYPES.values():
+        names = ", ".join(f"torch.{name}" for name in DTYPES)
+        raise ValueError(f"dtype must be 'auto' or one of {names} (or its name), got {describe(chosen)}")
+    return found
 
 
 def _device(device) -> torch.device:

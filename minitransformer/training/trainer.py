@@ -24,7 +24,7 @@ from ..errors import CheckpointError, ConfigError, TrainingDivergedError
 from . import distributed
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import TrainConfig, pick_device
-from .optim import adamw, lr_at, param_groups
+from .optim import TimeBudget, build_optimizer, lr_at
 
 
 class Trainer:
@@ -45,9 +45,7 @@ class Trainer:
         self.train_model = distributed.wrap(self.model, self.device)  # DDP under torchrun, else the model
         if self.cfg.compile:
             self.train_model = torch.compile(self.train_model)
-        self.optimizer = adamw(
-            param_groups(model, self.cfg.weight_decay), lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2)
-        )
+        self.optimizer = build_optimizer(model, self.cfg)  # AdamW, or Muon with AdamW
         # float16's narrow range would round small gradients to zero: scale the loss up, the grads back
         # down (a no-op unless precision="float16")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.precision == "float16")
@@ -56,6 +54,10 @@ class Trainer:
         self.history: list[dict] = []  # one entry per step: step, lr, train_loss [, val_loss, metrics]
         self.best_val_loss = math.inf
         self.interrupted = False  # True when Ctrl-C stopped fit() between two steps (see fit)
+        self.budget = None  # the clock of the latest fit(): a TimeBudget
+        # time.perf_counter() when the run began, if before fit() (the command line sets it, so that a time
+        # budget counts the set-up too); the next fit() starts its clock there
+        self.started: float | None = None
         torch.manual_seed(self.cfg.seed + distributed.rank())  # dropout: its own masks on each process
 
     @classmethod
@@ -90,45 +92,59 @@ class Trainer:
         self.step, self.history = training["step"], training.get("history", [])
 
     def fit(self, until: int | None = None) -> list[dict]:
-        """Train to cfg.steps (or stop early after step `until`, e.g. to resume later).
+        """Train to cfg.steps or to the end of cfg.time_budget (or stop early after step `until`).
 
         Ctrl-C finishes the step under way and then raises KeyboardInterrupt with `interrupted` set:
         the weights, optimizer and step agree, so `save` then writes a run that resumes exactly.
-        A second Ctrl-C stops at once, mid-step.
+        A second Ctrl-C stops at once, mid-step. History's "time" counts the run's seconds, earlier
+        fits included (and the set-up, from `self.started` when it is set).
         """
         cfg = self.cfg
         stop = cfg.steps if until is None else min(until, cfg.steps)
         self.model.train()
         self.interrupted = False
         show = cfg.progress and distributed.is_main()  # one progress bar, not one per process
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not show, desc="training")
-        start = time.perf_counter()
+        total = None if cfg.time_budget else cfg.steps  # with a budget, the time decides when it ends
+        bar = tqdm(total=total, initial=self.step, disable=not show, desc="training")
+        used = self.history[-1].get("time", 0.0) if self.history else 0.0
+        started, self.started = self.started, None
+        clock = self.budget = TimeBudget(cfg.time_budget or math.inf, cfg.eval_batches, used, started)
         with contextlib.closing(bar), _ctrl_c_between_steps() as ctrl_c:
-            while self.step < stop:
-                self._fit_step(bar, start)
+            while self.step < stop and clock.room_for_a_step():
+                self._fit_step(bar, clock)
                 if ctrl_c() and self.step < stop:
                     self.interrupted = True
                     raise KeyboardInterrupt(f"training stopped by Ctrl-C after step {self.step}")
+            if self.history and "val_loss" not in self.history[-1] and self.step < stop:
+                self._finish(self.history[-1])  # out of time: the final evaluation and checkpoint
         return self.history
 
-    def _fit_step(self, bar, start: float) -> None:
+    def _fit_step(self, bar, clock: TimeBudget) -> None:
         """One step of fit: a training step, an evaluation and a checkpoint when due, progress."""
         cfg = self.cfg
-        lr = lr_at(self.step, cfg)
+        lr = lr_at(self.step, cfg, clock.progress() if cfg.time_budget else None)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        began = time.perf_counter()
         loss = self._train_step()
+        clock.stepped(time.perf_counter() - began)
         self.step += 1
-        record = {"step": self.step, "lr": lr, "train_loss": loss, "time": time.perf_counter() - start}
-        if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
-            record |= self.evaluate()
+        record = {"step": self.step, "lr": lr, "train_loss": loss, "time": clock.elapsed()}
         self.history.append(record)
-        if "val_loss" in record:
-            self._checkpoint(record["val_loss"])
+        if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
+            self._finish(record)
         bar.update(1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")})
         if self.callback is not None:
             self.callback(self)
+
+    def _finish(self, record: dict) -> None:
+        """Evaluate into `record` (the latest step's) and write the checkpoints; time both for the budget."""
+        began = time.perf_counter()
+        record |= self.evaluate()
+        record["time"] = self.budget.elapsed()  # (before the save, so that the checkpoint holds it)
+        self._checkpoint(record["val_loss"])
+        self.budget.finish_seconds = time.perf_counter() - began
 
     def _checkpoint(self, val_loss):
         if self.cfg.checkpoint_path:

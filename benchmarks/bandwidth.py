@@ -1,0 +1,165 @@
+"""Batch-1 decoding against the machine's memory bandwidth: how close generation comes to its limit.
+
+At batch 1 a decoding step reads every weight once (the tied token matrix too: it is the output
+layer) and the keys and values of every cached position, and does about two FLOPs per weight read:
+far too little arithmetic to keep a CPU busy, so the step waits on memory. Its speed limit is
+
+    tokens/s  <=  bandwidth / bytes read per token,
+    bytes read per token = weights (without the position table, of which a step reads one row)
+                           + KV cache: 2 (K and V) x layers x cached positions x d_model x bytes per number
+
+Measured in the same run: the bandwidth, by a streaming copy (a large tensor `copy_`: bytes read +
+written / seconds, best of several, as STREAM's Copy counts it, with torch's threads); then greedy
+decoding at batch 1 (a 16-token prompt, then new tokens with the KV cache) for three sizes, GPT-2's
+architecture with random weights (speed does not depend on the values): the bundled shakespeare-char
+shape, GPT-2 small (124M) and one in between. Variants: our GPT in float32 and in bfloat16 (weights and
+cache, `model.to(torch.bfloat16)`), and Hugging Face's GPT2LMHeadModel with the same weights, in float32
+and bfloat16. Each row gives tokens/s and its fraction of the limit for its own dtype's bytes. A model
+that fits in the CPU's last-level cache (the bundled one, 19 MB in float32) is not bound by memory
+bandwidth, and can exceed "100%".
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+
+from .common import compare, fmt, target
+from .train import gpt2_pair
+
+NAME = "bandwidth"
+TITLE = "Batch-1 decoding as a fraction of the memory-bandwidth limit (streaming copy, same run)"
+PROMPT_LENGTH = 16
+SIZES = {  # (n_layers, n_heads, d_model, context, vocab)
+    "bundled": dict(n_layers=6, n_heads=4, d_model=256, context=256, vocab=65),
+    "middle": dict(n_layers=8, n_heads=8, d_model=512, context=1024, vocab=50257),
+    "124M": dict(n_layers=12, n_heads=12, d_model=768, context=1024, vocab=50257),
+}
+SMOKE_SIZES = {
+    "bundled": dict(n_layers=1, n_heads=2, d_model=32, context=64, vocab=65),
+    "middle": dict(n_layers=1, n_heads=2, d_model=48, context=64, vocab=300),
+    "124M": dict(n_layers=2, n_heads=2, d_model=64, context=64, vocab=500),
+}
+NEW_TOKENS, SMOKE_NEW_TOKENS = 128, 4
+COPY_BYTES, SMOKE_COPY_BYTES = 256 * 2**20, 4 * 2**20  # each buffer; 256 MiB is far beyond any cache
+COPY_REPEATS, SMOKE_COPY_REPEATS = 10, 2
+VARIANTS = ("ours fp32", "ours bf16", "HF fp32", "HF bf16")
+
+
+def copy_bandwidth(nbytes: int, repeats: int) -> float:
+    """Bytes per second of a streaming copy, read + written (STREAM's Copy), best of `repeats`."""
+    src = torch.ones(nbytes // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # first touch: the pages are mapped now, not while timing
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best
+
+
+def bytes_per_token(model, cached_positions: float) -> float:
+    """Bytes a batch-1 decoding step reads: every weight once (the learned position table: one row) and
+    the cached keys and values. Works for our GPT and Hugging Face's GPT2LMHeadModel alike."""
+    seen, total = set(), 0
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            if id(p) in seen:
+                continue  # a tied matrix is read once
+            seen.add(id(p))
+            rows = p.shape[0] if p.ndim == 2 else 1
+            is_positions = isinstance(module, torch.nn.Embedding) and rows > 0 and _is_position_table(module, model)
+            total += (p[0].numel() if is_positions else p.numel()) * p.element_size()
+    config = model.config
+    layers = getattr(config, "n_layers", None) or config.n_layer
+    width = getattr(config, "d_model", None) or config.n_embd
+    element = next(model.parameters()).element_size()
+    return total + 2 * layers * cached_positions * width * element
+
+
+def _is_position_table(embedding, model) -> bool:
+    """The learned position table: an embedding whose rows are positions, not tokens."""
+    vocab = model.config.vocab_size
+    return embedding.num_embeddings != vocab
+
+
+def _runners(models: dict, prompt, new_tokens: int) -> dict:
+    from minitransformer.generation import generate
+
+    mask = torch.ones_like(prompt)
+    runners = {}
+    for name, model in models.items():
+        if name.startswith("ours"):
+            runners[name] = lambda m=model: generate(m, prompt, attention_mask=mask, max_new_tokens=new_tokens)
+        else:
+            runners[name] = lambda m=model: m.generate(
+                prompt, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                do_sample=False, pad_token_id=0, eos_token_id=None,
+            )
+    return runners
+
+
+def measure_size(shape: dict, new_tokens: int, repeats: int) -> dict:
+    """{variant: {"tokens_per_s", "bytes_per_token"}} for one size."""
+    ours, hf = gpt2_pair(**shape)
+    models = {"ours fp32": ours.eval(), "ours bf16": copy.deepcopy(ours).to(torch.bfloat16).eval(),
+              "HF fp32": hf.eval(), "HF bf16": copy.deepcopy(hf).to(torch.bfloat16).eval()}
+    prompt = torch.randint(1, shape["vocab"], (1, PROMPT_LENGTH), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        timings = compare(_runners(models, prompt, new_tokens), warmup=1, repeat=repeats)
+    cached = PROMPT_LENGTH + (new_tokens - 1) / 2  # positions read per step, on average over the new tokens
+    return {name: {"tokens_per_s": new_tokens / timings[name]["median"],
+                   "bytes_per_token": bytes_per_token(models[name], cached)} for name in models}
+
+
+def run(smoke: bool) -> dict:
+    sizes, new_tokens = (SMOKE_SIZES, SMOKE_NEW_TOKENS) if smoke else (SIZES, NEW_TOKENS)
+    bandwidth = copy_bandwidth(*((SMOKE_COPY_BYTES, SMOKE_COPY_REPEATS) if smoke else (COPY_BYTES, COPY_REPEATS)))
+    rows, metrics = [], {"bandwidth_bytes_per_s": bandwidth, "sizes": {}}
+    for size, shape in sizes.items():
+        results = measure_size(shape, new_tokens, 1 if smoke else 3)
+        for variant, r in results.items():
+            limit = bandwidth / r["bytes_per_token"]
+            r |= {"limit_tokens_per_s": limit, "fraction_of_limit": r["tokens_per_s"] / limit}
+            rows.append([size, variant, fmt(r["bytes_per_token"] / 2**20), fmt(r["tokens_per_s"]), fmt(limit),
+                         f"{r['fraction_of_limit']:.0%}"])
+        metrics["sizes"][size] = results
+    return {"title": TITLE, "status": "ok", "note": _note(bandwidth, new_tokens, sizes),
+            "columns": ["size", "variant", "MiB read per token", "tokens/s", "limit tokens/s", "of the limit"],
+            "rows": rows, "metrics": metrics, "targets": _targets(metrics["sizes"]["124M"])}
+
+
+def _note(bandwidth: float, new_tokens: int, sizes: dict) -> str:
+    shapes = "; ".join(f"{name}: {s['n_layers']} layers, d_model {s['d_model']}, vocab {s['vocab']:,}"
+                       for name, s in sizes.items())
+    return (f"Streaming-copy bandwidth {bandwidth / 1e9:.1f} GB/s ({torch.get_num_threads()} torch thread(s), the "
+            f"same for decoding). Greedy, batch 1, {PROMPT_LENGTH}-token prompt, {new_tokens} new tokens, KV "
+            f"cache; median of interleaved runs after a warm-up. Sizes (GPT-2 architecture, random weights): "
+            f"{shapes}. Limit = bandwidth / bytes read per token (weights + the average KV cache).")
+
+
+def _targets(big: dict) -> list[dict]:
+    bf16, fp32, hf = (big[v]["tokens_per_s"] for v in ("ours bf16", "ours fp32", "HF fp32"))
+    fraction = big["ours bf16"]["fraction_of_limit"]
+    return [
+        target("124M: bfloat16 >= 1.6x float32 tokens/s (ours)", bf16 / fp32, 1.6, f"{bf16 / fp32:.2f}x"),
+        target("124M: ours float32 >= 1.3x Hugging Face float32", fp32 / hf, 1.3, f"{fp32 / hf:.2f}x"),
+        target("124M: ours bfloat16 >= 60% of the bandwidth limit", fraction, 0.6, f"{fraction:.0%}"),
+    ]
+
+
+def plot(ax, section):
+    sizes = section["metrics"]["sizes"]
+    width = 0.8 / len(VARIANTS)
+    for i, variant in enumerate(VARIANTS):
+        values = [100 * sizes[s][variant]["fraction_of_limit"] for s in sizes]
+        ax.bar([k + (i - 1.5) * width for k in range(len(sizes))], values, width, label=variant)
+    ax.axhline(60, color="k", linestyle="--", linewidth=1, label="target 60% (bf16, 124M)")
+    ax.set_xticks(range(len(sizes)), list(sizes), fontsize=8)
+    ax.set_xlabel("model size (GPT-2 architecture)")
+    ax.set_ylabel("decode tokens/s, % of the bandwidth limit")
+    ax.set_title("Batch-1 decoding against memory bandwidth")
+    ax.legend(fontsize=8)
