@@ -69,7 +69,8 @@ def poem_tokenizer(train_poems: list[dict] | None = None, min_count: int = 2) ->
 
 def coverage(tokenizer: CharTokenizer, text: str) -> float:
     """Share of the characters of `text` that have their own id (not "[UNK]")."""
-    known = sum(1 for c in text if c in tokenizer.chars)
+    vocabulary = set(tokenizer.chars)
+    known = sum(1 for c in text if c in vocabulary)
     return known / max(len(text), 1)
 
 

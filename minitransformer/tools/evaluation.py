@@ -96,7 +96,7 @@ def poem_sequences(tokenizer, poems) -> list[list[int]]:
 
 
 @scored
-def poem_validation_loss(model, tokenizer, poems, batch_size=64) -> float:
+def poem_validation_loss(model, tokenizer, poems, batch_size=16) -> float:
     """Nats per character over every poem of `poems`, each scored on its own from its opening newline.
 
     Every character of each poem and its closing newline is predicted (a character the tokenizer maps to
