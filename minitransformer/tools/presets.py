@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -141,6 +142,10 @@ def build(name: str, model_overrides=None, train_overrides=None, batch_size=None
     train = p.train | (train_overrides or {})
     if train.get("precision") == "auto":
         train["precision"] = "bfloat16" if bfloat16_is_faster(train.get("device", "auto")) else "float32"
+    if train.get("optimizer") == "muon" and not hasattr(torch.optim, "Muon"):  # torch < 2.9
+        warnings.warn(f"this torch ({torch.__version__}) has no torch.optim.Muon: preset {name!r} trains with "
+                      "AdamW instead (its loss at the end is a little higher)", stacklevel=2)
+        train["optimizer"] = "adamw"
     train_cfg = TrainConfig(**train)
     return p.model_class(cfg), tokenizer, task, train_cfg
 
