@@ -23,12 +23,23 @@ def keep_threads():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("command", ["train", "generate"])
-def test_threads_is_documented(command, capsys):
+@pytest.mark.parametrize("command, default", [("train", "(default: torch's choice"), ("generate", "(default: 1:")])
+def test_threads_is_documented(command, default, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--threads N" in text and "torch.set_num_threads" in text and "(default: torch's choice" in text
+    assert "--threads N" in text and "torch.set_num_threads" in text and default in text
+
+
+def test_generate_uses_one_thread_unless_asked(keep_threads, monkeypatch):
+    seen = []
+    generate = sys.modules["minitransformer.tools.pipelines"].generate
+    monkeypatch.setattr(
+        "minitransformer.tools.pipelines.generate",
+        lambda *a, **k: seen.append(torch.get_num_threads()) or generate(*a, **k),
+    )
+    assert main(["generate", "--prompt", "ROMEO:", "--max-new-tokens", "3"]) == 0
+    assert seen == [1]
 
 
 @pytest.mark.parametrize("command", ["train", "generate"])
