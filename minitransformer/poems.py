@@ -22,8 +22,8 @@ import json
 from collections import Counter
 from importlib import resources
 
+from .checks import require_int
 from .data import train_val_split
-from .errors import describe
 from .tokenizers import CharTokenizer
 
 # form -> (characters per line, number of lines)
@@ -59,8 +59,7 @@ def poem_tokenizer(train_poems: list[dict] | None = None, min_count: int = 2) ->
     it would only grow the embedding table. With min_count=2 that is 5,459 characters plus "\\n" and
     the punctuation, covering 99.5% of the validation text (see `coverage`).
     """
-    if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
-        raise ValueError(f"min_count must be an int >= 1, got {describe(min_count)}")
+    require_int("min_count", min_count, minimum=1, error=ValueError)
     train_poems = poem_splits()[0] if train_poems is None else train_poems
     counts = Counter(poems_text(train_poems))
     chars = sorted(c for c, n in counts.items() if n >= min_count or c in PUNCTUATION + POEM_END)

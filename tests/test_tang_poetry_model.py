@@ -12,7 +12,7 @@ import torch
 import minitransformer as mt
 from minitransformer.generation.poetry import PoemGrammar
 from minitransformer.ngram import NGramLM
-from minitransformer.poems import FORMS, POEM_END, has_form, poem_lines, poem_splits
+from minitransformer.poems import FORMS, POEM_END, has_form, poem_lines, poem_splits, poem_tokenizer
 from minitransformer.tools.evaluation import poem_sequences, poem_validation_loss
 
 RECORDED_LOSS = 5.168  # nats per character on every validation poem (MODEL_CARDS.md); the test allows +0.02
@@ -95,3 +95,9 @@ def test_poem_validation_loss_equals_scoring_each_poem_alone(splits):
         total += torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum").item()
         count += ids.shape[1] - 1
     assert poem_validation_loss(model, tokenizer, val[:30], batch_size=7) == pytest.approx(total / count, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_poem_tokenizer_refuses_a_bad_min_count(bad):
+    with pytest.raises(ValueError, match="min_count must be a positive integer"):
+        poem_tokenizer([], min_count=bad)

@@ -177,19 +177,16 @@ def add_train_options(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--corpus",
         choices=["shakespeare", "python"],
-        help="train on another bundled corpus (default: the preset's, shakespeare or dates)",
+        help="train on another bundled corpus (default: the preset's: shakespeare, dates or tang)",
     )
-    train.add_argument(
-        "--half", action="store_true", help="store the final weights in float16, half the size (default: off)"
-    )
+    train.add_argument("--half", action="store_true", help="store the final weights in float16 (default: off)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (default: show one)")
     add_threads_option(train)
 
 
 def add_threads_option(parser: argparse.ArgumentParser, default: int | None = None, why: str = "") -> None:
-    """--threads N: torch.set_num_threads(N) before any work; default None keeps torch's choice.
-
-    Idle 2 cores (benchmarks/results/bandwidth-threads): 2 threads train 1.6-1.9x faster, generate 0.99-1.02x."""
+    """--threads N: torch.set_num_threads(N) first. Idle 2 cores (benchmarks/results/bandwidth-threads):
+    2 threads train 1.6-1.9x faster than 1, generate 0.99-1.02x; default None keeps torch's choice."""
     shown = f"{default}{why}" if default else f"torch's choice, {torch.get_num_threads()} here"
     parser.add_argument(
         "--threads",
