@@ -4,7 +4,7 @@
 batch_id is the prompt's index in the batch and ids the row's 1-D token ids so far, prompt (and its
 left padding) included. fn returns the token ids allowed next; every other token gets score -inf.
 A template becomes a grammar this way: a date format, a JSON shape, or the fixed line lengths and
-punctuation of a Tang poem (poetry.py, notebook 11).
+punctuation of a Tang poem (poetry.py, notebook 14).
 
 Hugging Face's semantics (transformers 5, `PrefixConstrainedLogitsProcessor` in
 generation/logits_process.py, placed by `GenerationMixin._get_logits_processor`):
