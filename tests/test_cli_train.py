@@ -152,7 +152,9 @@ def test_a_second_ctrl_c_stops_at_once(task):
 
 
 def test_ctrl_c_on_the_command_line_saves_a_run_that_resumes(tmp_path):
-    out = tmp_path / "run.st"
+    """shakespeare-char trains in two stages: stopped in stage 1, the printed command finishes stage 1 and
+    then runs stage 2, into the --out of the first command."""
+    out, stage1 = tmp_path / "run.st", tmp_path / "run.stage1.st"
     argv = [*TRAIN, "--steps", "100000", "--eval-interval", "1", "--out", str(out)]
     child = subprocess.Popen(
         [sys.executable, "-m", "minitransformer", *argv],
@@ -163,25 +165,26 @@ def test_ctrl_c_on_the_command_line_saves_a_run_that_resumes(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores it
     )
     deadline = time.monotonic() + 60
-    while not out.exists() and child.poll() is None and time.monotonic() < deadline:
+    while not stage1.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # --eval-interval 1: the file appears after the first step
     child.send_signal(signal.SIGINT)
     stdout, stderr = child.communicate(timeout=60)
     assert child.returncode == 130, stderr
     lines = stderr.strip().splitlines()
-    assert lines[0].startswith("training shakespeare-char") and len(lines) == 2, stderr
-    step = step_of(out)
+    assert lines[0].startswith("training shakespeare-char (stage 1 of 2") and len(lines) == 2, stderr
+    step = step_of(stage1)
     assert re.match(
-        rf"minitransformer: interrupted: saved step {step} of 100000 to {re.escape(str(out))}; "
+        rf"minitransformer: interrupted: saved step {step} of 100000 to {re.escape(str(stage1))}; "
         "continue with: python -m minitransformer train ",
         lines[1],
     )
     again = shlex.split(lines[1].split("continue with: ")[1])[3:]
     assert vars(build_parser().parse_args(again)) | {"steps": None} == vars(
-        build_parser().parse_args([*argv, "--resume", str(out)])
-    ) | {"steps": None, "out": None}
-    assert main([*again, "--steps", str(step + 2)]) == 0  # without --out: back into the same file
-    assert step_of(out) == step + 2
+        build_parser().parse_args([*argv, "--resume", str(stage1), "--stage", "1"])
+    ) | {"steps": None}
+    assert main([*again, "--steps", str(step + 2)]) == 0  # stage 1 to step + 2, then stage 2 into --out
+    assert step_of(stage1) == step + 2 and step_of(out) == step + 2
+    assert read_metadata(out)["training_state"]["train_config"]["lr"] == 3e-4  # stage 2's settings
 
 
 def test_readme_training_commands_name_out_and_parse():

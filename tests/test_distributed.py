@@ -27,7 +27,7 @@ TOK = ascii_tokenizer()
 TINY = ["--d-model", "16", "--n-heads", "2", "--n-layers", "1", "--max-len", "16", "--dropout", "0"]
 TINY += ["--precision", "float32", "--no-progress"]
 # a real lr from step 1 so that 3 steps move the weights; grad_accum 2 exercises DDP's no_sync
-RUN = ["--preset", "shakespeare-char", "--lr", "1e-2", "--warmup-steps", "1", "--grad-accum", "2"]
+RUN = ["--preset", "shakespeare-char-large", "--lr", "1e-2", "--warmup-steps", "1", "--grad-accum", "2"]
 RUN += ["--eval-interval", "3", "--eval-batches", "2", *TINY]
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
@@ -188,6 +188,17 @@ def test_compile_trains_like_eager(task):
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-4, atol=1e-4)
 
 
+def test_two_processes_train_a_preset_in_stages(tmp_path):
+    """Stage 2 starts from the checkpoint rank 0 wrote at the end of stage 1 (a barrier waits for it)."""
+    out = tmp_path / "char.safetensors"
+    args = ["--preset", "shakespeare-char", "--steps", "2", "--eval-interval", "2", "--batch-size", "2", *TINY]
+    stdout = torchrun([*args, "--out", str(out)], tmp_path / "logs")
+    stages = [json.loads(line)["stage"] for line in stdout[0].splitlines() if line.startswith("{")]
+    assert stages == [1, 2] and stdout[1] == ""
+    assert load_checkpoint(out)[0].config.dropout == 0.0  # (TINY's --dropout 0 applies to every stage)
+    assert (tmp_path / "char.stage1.best.safetensors").is_file()
+
+
 def test_compile_flag_reaches_the_trainer(monkeypatch):
     seen = []
 
@@ -196,7 +207,7 @@ def test_compile_flag_reaches_the_trainer(monkeypatch):
         return [{"step": 1, "val_loss": 1.0}]
 
     monkeypatch.setattr(Trainer, "fit", fit)
-    assert main(["train", "--preset", "shakespeare-char", "--compile", "--steps", "1", *TINY]) == 0
+    assert main(["train", "--preset", "shakespeare-char-large", "--compile", "--steps", "1", *TINY]) == 0
     assert seen == [(True, True)]  # compiled for training, the plain model kept for checkpoints
 
 

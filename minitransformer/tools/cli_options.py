@@ -77,9 +77,7 @@ def device(text: str) -> str:
             "sees no CUDA device: use --device cpu (or auto)"
         )
     if found.type == "cuda" and (found.index or 0) >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA devices")
     mps = getattr(torch.backends, "mps", None)
     if found.type == "mps" and not (mps is not None and mps.is_available()):
         raise argparse.ArgumentTypeError(
@@ -103,6 +101,7 @@ TRAIN_NUMBERS = [
     ("eval-batches", POSITIVE, "validation batches per evaluation"),
     ("grad-accum", POSITIVE, "micro-batches per optimizer step (emulates a larger batch)"),
     ("seed", NATURAL, "random seed of the initial weights, the batches and dropout"),
+    ("stage", POSITIVE, "start a preset trained in stages at stage N (from N-1's files by --out); none: all"),
     ("batch-size", POSITIVE, "sequences per micro-batch, per process"),
     ("d-model", POSITIVE, "model width (embedding size)"),
     ("n-heads", POSITIVE, "attention heads; must divide --d-model"),

@@ -22,6 +22,7 @@ import torch
 
 from ..errors import ConfigError
 from ..training import TrainConfig, Trainer, distributed, pick_device
+from . import cli_stages as stages
 from . import presets
 from .cli_options import PROG, about
 
@@ -36,6 +37,19 @@ def train(args, argv) -> int:
     _check_options(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    plan = stages.plan(args)  # most presets: one stage
+    for stage in plan:
+        status = _train_stage(stages.stage_args(args, stage, plan), argv, start)
+        if status:
+            return status
+        start = time.perf_counter()
+    # under torchrun: leave the group. (After an error we just exit: torchrun then stops the others.)
+    distributed.cleanup()
+    return 0
+
+
+def _train_stage(args, argv, start: float) -> int:
+    """Train one stage of the preset (most have one), from random weights, --init-from or --resume."""
     # the same command line builds the same initial weights (in every process, under torchrun)
     torch.manual_seed(TrainConfig.seed if args.seed is None else args.seed)
     # --batch-size is per process; the task draws the global batch and the trainer splits it
@@ -43,7 +57,7 @@ def train(args, argv) -> int:
     overrides = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
     device = None if args.device is None else {"device": args.device}  # (where "auto" precision is tried)
     model, tokenizer, task, cfg = presets.build(
-        args.preset, overrides, device, per_process * distributed.world_size(), corpus=args.corpus
+        args.preset, overrides, device, per_process * distributed.world_size(), args.corpus, args.stage
     )
     trainer = _trainer(args, model, tokenizer, task, _train_config(args, cfg))
     _check_room(args.out, trainer.model)
@@ -52,13 +66,12 @@ def train(args, argv) -> int:
     try:
         history = trainer.fit()
     except KeyboardInterrupt:
-        return _stopped(trainer, args.out, argv)
+        return _stopped(trainer, args, argv)
     if args.half:
         trainer.save(args.out, dtype=torch.float16)
-    # under torchrun: wait for rank 0's last checkpoint, then leave the group. (After an error we
-    # just exit: torchrun then stops the other processes.)
-    distributed.cleanup()
-    run = {"preset": args.preset, "steps": trainer.step, "seconds": round(time.perf_counter() - start, 1)}
+    distributed.barrier()  # under torchrun: wait for rank 0's checkpoints (the next stage starts from them)
+    run = {"preset": args.preset} | ({"stage": args.stage} if args.stages > 1 else {})
+    run |= {"steps": trainer.step, "seconds": round(time.perf_counter() - start, 1)}
     final = {k: round(v, 4) for k, v in history[-1].items() if k.startswith("val_")}
     log(json.dumps(run | {"threads": torch.get_num_threads()} | final | {"out": str(args.out)}))
     return 0
@@ -91,8 +104,10 @@ def _announce(args, trainer: Trainer, per_process: int) -> None:
     """One line: what trains, with which settings, on how many processes, saved where."""
     model, processes = trainer.model, distributed.world_size()
     where = args.out if args.out_chosen else f"{args.out} (choose another file with --out)"
+    source = args.resume or args.init_from or "random weights"
+    stage = f" (stage {args.stage} of {args.stages}, from {source})" if args.stages > 1 else ""
     log(
-        f"training {args.preset}: {type(model).__name__} with {model.num_parameters():,} parameters, "
+        f"training {args.preset}{stage}: {type(model).__name__} with {model.num_parameters():,} parameters, "
         f"{_settings(model.config, trainer.cfg)}; {processes} process(es), global batch "
         f"{per_process * processes * trainer.cfg.grad_accum}; saving to {where}",
         file=sys.stderr,
@@ -215,8 +230,9 @@ def _check_freeze_layers(args, model) -> None:
         )
 
 
-def _stopped(trainer: Trainer, out, argv) -> int:
+def _stopped(trainer: Trainer, args, argv) -> int:
     """After Ctrl-C: save the run at the step it reached and say how to continue it; exit status 130."""
+    out, more = args.out, ["--stage", str(args.stage), "--out", args.final_out] if args.stages > 1 else []
     if not trainer.interrupted:  # a second Ctrl-C, or several processes: stopped mid-step, nothing to save
         log(
             f"{PROG}: stopped during step {trainer.step + 1}; not saved ({out} keeps the last evaluation's "
@@ -227,13 +243,13 @@ def _stopped(trainer: Trainer, out, argv) -> int:
     trainer.save(out)
     log(
         f"{PROG}: interrupted: saved step {trainer.step} of {trainer.cfg.steps} to {out}; continue with: "
-        f"{resume_command(argv, out)}",
+        f"{resume_command(argv, out, more)}",
         file=sys.stderr,
     )
     return 130
 
 
-def resume_command(argv, out) -> str:
+def resume_command(argv, out, more=()) -> str:
     """The command line that continues this run from `out`: the same options, with --resume instead of
     --init-from (the checkpoint holds the weights now) and of --out (a resumed run saves to its file)."""
     dropped, kept, args = ("--resume", "--init-from", "--out"), [], iter(argv)
@@ -242,7 +258,7 @@ def resume_command(argv, out) -> str:
             next(args, None)  # and its value
         elif arg.split("=", 1)[0] not in dropped:
             kept.append(arg)
-    return shlex.join(["python", "-m", "minitransformer", *kept, "--resume", str(out)])
+    return shlex.join(["python", "-m", "minitransformer", *kept, "--resume", str(out), *more])
 
 
 def log(*args, **kwargs):

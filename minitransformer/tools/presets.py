@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..checks import is_int
 from ..config import TransformerConfig
 from ..data import CORPORA, ascii_tokenizer, date_splits, load_text, seq2seq_tokenizer, train_val_split
 from ..errors import ConfigError
@@ -25,6 +26,15 @@ from .training_tasks import CausalLMTask, MaskedLMTask, Seq2SeqTask
 
 
 @dataclass
+class Stage:
+    """A later stage of a preset trained in stages: it fine-tunes the previous stage's checkpoint."""
+
+    start_from: str  # "best" or "last": which checkpoint of the previous stage it starts from
+    model: dict  # changes to the preset's model settings (dropout only: the weights carry over)
+    train: dict  # changes to the preset's TrainConfig fields
+
+
+@dataclass
 class Preset:
     name: str
     model_class: type
@@ -33,6 +43,7 @@ class Preset:
     batch_size: int
     corpus: str = "shakespeare"
     extra: dict = field(default_factory=dict)
+    stages: tuple[Stage, ...] = ()  # stages 2, 3, ...: one command runs them all, in turn
 
 
 PRESETS = {
@@ -43,8 +54,17 @@ PRESETS = {
             GPT,
             # no dropout: on a CPU, drawing dropout masks costs more time than the matmuls it regularises
             model=dict(d_model=256, n_heads=4, n_layers=6, max_len=256, dropout=0.0),
-            train=dict(steps=4000, lr=1.5e-3, warmup_steps=200, eval_interval=250, precision="bfloat16"),
+            # without dropout the model overfits after ~2,500 steps: stop when 2 evaluations bring no new best
+            train=dict(
+                steps=4000, lr=1.5e-3, warmup_steps=200, eval_interval=250, precision="bfloat16", patience=2
+            ),
             batch_size=16,
+            # then a short, gentle fine-tune of the best checkpoint, with dropout: 1.510 -> 1.463
+            stages=(
+                Stage(
+                    "best", dict(dropout=0.1), dict(steps=750, lr=3e-4, warmup_steps=50, eval_interval=125)
+                ),
+            ),
         ),
         Preset(  # the best model 5 minutes of 2 CPU cores can train, set-up and final save included
             "shakespeare-char-speedrun",
@@ -80,6 +100,12 @@ PRESETS = {
             model=dict(d_model=192, n_heads=3, n_layers=4, max_len=128, dropout=0.1),
             train=dict(steps=3000, lr=1.5e-3, warmup_steps=200, eval_interval=500, precision="bfloat16"),
             batch_size=32,
+            # with dropout the accuracy was still rising at step 3,000 (0.475); without it, 2,000 more: 0.59
+            stages=(
+                Stage(
+                    "last", dict(dropout=0.0), dict(steps=2000, lr=1e-3, warmup_steps=100, eval_interval=250)
+                ),
+            ),
         ),
         Preset(  # Chinese characters: 5,461 tokens, poems of at most 65 characters with their newline
             "tang-poetry-char",
@@ -102,14 +128,15 @@ PRESETS = {
 }
 
 
-def build(name: str, model_overrides=None, train_overrides=None, batch_size=None, corpus=None):
+def build(name: str, model_overrides=None, train_overrides=None, batch_size=None, corpus=None, stage=1):
     """-> (model, tokenizer, task, TrainConfig) for preset `name`, with overrides applied.
 
     corpus: train on another bundled corpus ("python" for the fine-tuning lesson).
+    stage: of a preset trained in stages, the settings of this stage (its weights come from the one before).
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets are {sorted(PRESETS)}")
-    p = PRESETS[name]
+    p = at_stage(PRESETS[name], stage)
     if corpus is not None and p.corpus not in CORPORA:  # pairs of dates or poems: no English text replaces them
         texts = [n for n, q in PRESETS.items() if q.corpus in CORPORA]
         raise ConfigError(
@@ -148,6 +175,18 @@ def build(name: str, model_overrides=None, train_overrides=None, batch_size=None
         train["optimizer"] = "adamw"
     train_cfg = TrainConfig(**train)
     return p.model_class(cfg), tokenizer, task, train_cfg
+
+
+def at_stage(p: Preset, stage: int) -> Preset:
+    """The preset's settings in stage `stage` (1 = the preset's own; stage k adds stages[k - 2]'s changes)."""
+    if not (is_int(stage) and 1 <= stage <= len(p.stages) + 1):
+        n = len(p.stages) + 1
+        raise ConfigError(f"stage must be in [1, {n}] (preset {p.name!r} trains in {n}), got {stage!r}")
+    if stage == 1:
+        return p
+    later = p.stages[stage - 2]  # (a stage sets its own early stopping, or none)
+    train = p.train | {"patience": None} | later.train
+    return dataclasses.replace(p, model=p.model | later.model, train=train)
 
 
 def bfloat16_is_faster(device="auto") -> bool:

@@ -43,6 +43,8 @@ class TrainConfig:
     # seconds of wall time for the whole run, evaluations and the final checkpoint included; the run
     # stops there (or at `steps`, if sooner) and the lr decay follows the share of the time used
     time_budget: float | None = None
+    # early stopping: end the run after this many evaluations in a row without a new best val_loss
+    patience: int | None = None
 
     def __post_init__(self):
         for name in ("steps", "eval_interval", "eval_batches", "grad_accum"):
@@ -54,6 +56,8 @@ class TrainConfig:
         require_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.min_lr is not None and not (is_number(self.min_lr) and 0 <= self.min_lr <= self.lr):
             raise ConfigError(f"min_lr must be a number in [0, lr={self.lr}], got {describe(self.min_lr)}")
+        if self.patience is not None:
+            require_int("patience", self.patience, minimum=1)
         if self.time_budget is not None:
             require_positive("time_budget", self.time_budget, hint="seconds, or None for no time limit")
         if self.optimizer == "muon" and self.precision == "float16":

@@ -53,10 +53,10 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []  # one entry per step: step, lr, train_loss [, val_loss, metrics]
         self.best_val_loss = math.inf
+        self.evals_since_best = 0  # evaluations since the best val_loss so far (cfg.patience)
         self.interrupted = False  # True when Ctrl-C stopped fit() between two steps (see fit)
         self.budget = None  # the clock of the latest fit(): a TimeBudget
-        # time.perf_counter() when the run began, if before fit() (the command line sets it, so that a time
-        # budget counts the set-up too); the next fit() starts its clock there
+        # perf_counter() when the run began, if before fit() (the command line: a budget counts the set-up)
         self.started: float | None = None
         torch.manual_seed(self.cfg.seed + distributed.rank())  # dropout: its own masks on each process
 
@@ -90,6 +90,8 @@ class Trainer:
         if training.get("grad_scaler"):
             self.scaler.load_state_dict(training["grad_scaler"])
         self.step, self.history = training["step"], training.get("history", [])
+        for loss in (r["val_loss"] for r in self.history if "val_loss" in r):  # for --best-out, patience
+            self._note_eval(loss)
 
     def fit(self, until: int | None = None) -> list[dict]:
         """Train to cfg.steps or to the end of cfg.time_budget (or stop early after step `until`).
@@ -110,7 +112,7 @@ class Trainer:
         started, self.started = self.started, None
         clock = self.budget = TimeBudget(cfg.time_budget or math.inf, cfg.eval_batches, used, started)
         with contextlib.closing(bar), _ctrl_c_between_steps() as ctrl_c:
-            while self.step < stop and clock.room_for_a_step():
+            while self.step < stop and clock.room_for_a_step() and not self.out_of_patience():
                 self._fit_step(bar, clock)
                 if ctrl_c() and self.step < stop:
                     self.interrupted = True
@@ -149,10 +151,18 @@ class Trainer:
     def _checkpoint(self, val_loss):
         if self.cfg.checkpoint_path:
             self.save(self.cfg.checkpoint_path)
-        if val_loss < self.best_val_loss:
-            self.best_val_loss = val_loss
-            if self.cfg.best_path:
-                self.save(self.cfg.best_path)
+        if self._note_eval(val_loss) and self.cfg.best_path:
+            self.save(self.cfg.best_path)
+
+    def _note_eval(self, val_loss) -> bool:
+        """Count an evaluation for best_val_loss and patience; True if it is a new best."""
+        improved, self.best_val_loss = val_loss < self.best_val_loss, min(self.best_val_loss, val_loss)
+        self.evals_since_best = 0 if improved else self.evals_since_best + 1
+        return improved
+
+    def out_of_patience(self) -> bool:
+        """Early stopping: cfg.patience evaluations in a row brought no new best validation loss."""
+        return self.cfg.patience is not None and self.evals_since_best >= self.cfg.patience
 
     def _train_step(self) -> float:
         total, accum = 0.0, self.cfg.grad_accum
