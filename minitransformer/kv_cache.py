@@ -49,6 +49,10 @@ class KVCache:
         self.length += t
         return self.keys, self.values
 
+    def crop(self, length: int):
+        """Forget the positions from `length` on (assisted decoding drops the drafts the model rejected)."""
+        self.length = min(self.length, length)
+
     @property
     def keys(self):
         return self._k.narrow(-2, 0, self.length)  # (B, H, length, D), a view
@@ -97,6 +101,11 @@ class Cache:
         """How many positions are cached (of the self-attention, for seq2seq)."""
         first = self.layers[0]
         return (first[0] if isinstance(first, tuple) else first).length
+
+    def crop(self, length: int):
+        for entry in self.layers:
+            for c in entry if isinstance(entry, tuple) else (entry,):
+                c.crop(length)
 
     def reorder(self, index: torch.Tensor):
         for entry in self.layers:

@@ -41,6 +41,7 @@ import torch
 
 from ..beam_search import beam_search
 from ..errors import ConfigError, describe
+from .assisted import assisted_greedy, check_assistant
 from .decoding import Decoding, eval_mode, grown
 from .outputs import GenerationOutput, Recorder
 from .settings import settings_from
@@ -49,7 +50,7 @@ from .settings import settings_from
 def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_mask=None, settings=None,
              tokenizer=None, generator=None, streamer=None, prefix_allowed_tokens_fn=None, return_dict=False,
              return_trace=False, return_dict_in_generate=False, output_scores=False, output_logits=False,
-             output_attentions=False, **knobs):
+             output_attentions=False, assistant_model=None, **knobs):
     """Continue each prompt of input_ids (B, T); returns token ids (B * n, T + new), n = num_return_sequences.
 
     The decoding knobs are Hugging Face's keywords (max_new_tokens=, do_sample=, top_p=, num_beams=,
@@ -66,7 +67,9 @@ def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_ma
     return_dict_in_generate=True (or return_dict=True): a GenerationOutput, with sequences_scores for
     beam search, and the per-step scores, logits and attention weights asked for with output_scores /
     output_logits / output_attentions (generation/outputs.py). return_trace=True (beam search) also
-    records the whole search, for drawing the tree.
+    records the whole search, for drawing the tree. assistant_model: a cheaper model with the same
+    vocabulary (e.g. a bfloat16 copy) that drafts tokens for this one to check: the same greedy output,
+    faster (assisted.py).
     """
     settings = settings_from(settings, knobs, "generate")
     if return_trace and settings.num_beams == 1:
@@ -83,7 +86,11 @@ def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_ma
         run = Decoding(model, settings, input_ids, attention_mask, src_ids, src_mask, tokenizer, generator,
                        prefix_allowed_tokens_fn)
         run.recorder = recorder if output_scores or output_logits or output_attentions else None
-        if settings.num_beams > 1:
+        if assistant_model is not None:
+            check_assistant(run, assistant_model)
+            with eval_mode(assistant_model):
+                sequences = assisted_greedy(run, assistant_model, streamer)
+        elif settings.num_beams > 1:
             sequences, scores, trace = _beam_search(run, return_trace)
         else:
             sequences = _greedy_or_sampling(run, streamer)

@@ -31,6 +31,7 @@ class GenerationSettings(LogitsSettings):
                                   finished sequences (default: the first EOS id); the first token
     use_cache                     keep keys and values (a KV cache) instead of recomputing them
     stop_strings                  text that ends a sequence (needs a tokenizer)
+    num_assistant_tokens          with an assistant_model: the tokens it drafts per check (assisted.py)
     Frozen and checked when built: make variants with `dataclasses.replace(settings, top_p=0.9)`.
     """
 
@@ -47,6 +48,7 @@ class GenerationSettings(LogitsSettings):
     bos_token_id: int | None = None
     use_cache: bool = True
     stop_strings: str | list[str] | None = None
+    num_assistant_tokens: int = 20
 
     def __post_init__(self):
         self._check_processors()
@@ -61,6 +63,7 @@ class GenerationSettings(LogitsSettings):
             if getattr(self, name) is not None:
                 require_int(name, getattr(self, name), 0 if name.endswith("token_id") else 1)
         require_int("min_new_tokens", self.min_new_tokens, 0)
+        require_int("num_assistant_tokens", self.num_assistant_tokens, 1)
         require_bool("use_cache", self.use_cache)
         for i in self.eos_ids or []:
             require_int("eos_token_id", i, 0)

@@ -27,7 +27,10 @@ def generate(args, argv=None) -> int:
     task = next(task for family, task in TASKS.items() if isinstance(model, family))
     prompt = DEFAULT_PROMPTS[task] if args.prompt is None else args.prompt
     _check_prompt(prompt, tokenizer, model, task, args.model)
-    pipe = pipeline(task, model=(model, tokenizer), dtype=args.dtype or "auto")
+    assisted = args.dtype == "bfloat16-assisted"  # a bfloat16 copy drafts, the float32 model checks
+    dtype = "auto" if assisted else args.dtype or "auto"
+    assistant = "bfloat16" if assisted else None
+    pipe = pipeline(task, model=(model, tokenizer), dtype=dtype, assistant_dtype=assistant)
     if task == "fill-mask":
         for name in DECODING:
             if getattr(args, name) is not None:

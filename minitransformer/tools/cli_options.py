@@ -255,9 +255,10 @@ def add_generate_options(gen: argparse.ArgumentParser) -> None:
         gen.add_argument(f"--{name}", type=kind, help=text)
     gen.add_argument(
         "--dtype",
-        choices=["float32", "bfloat16"],
-        help="the weights' and KV cache's number format: bfloat16 reads half the bytes per token, and "
-        "its greedy text can part from float32's where two tokens are nearly tied (default: float32)",
+        choices=["float32", "bfloat16", "bfloat16-assisted"],
+        help="the weights' and KV cache's format: bfloat16 reads half the bytes per token, and its greedy "
+        "text can part from float32's at near-ties; bfloat16-assisted: a bfloat16 copy drafts tokens, the "
+        "float32 model checks them (float32's greedy text) (default: float32)",
     )
     add_threads_option(gen, default=1, why=": batch-1 decoding reads weights, and a second thread does not help")
 

@@ -16,7 +16,9 @@ that can fill a [MASK] (the vocabulary less its special tokens), and a larger on
 
 `dtype=torch.bfloat16` (or `torch_dtype=`, its older name in transformers) runs the model in bfloat16,
 weights and KV cache: half the bytes to read per token. Its greedy text equals float32's until two
-tokens are so nearly tied that bfloat16's rounding (3 significant digits) swaps them.
+tokens are so nearly tied that bfloat16's rounding (3 significant digits) swaps them. With
+`assistant_dtype="bfloat16"` instead, a bfloat16 copy drafts the tokens and the float32 model checks
+them, several per pass (generation/assisted.py): float32's greedy text, token for token.
 
 Characters outside the vocabulary: a tokenizer with "[UNK]" (tang-poetry-char's) reads them as [UNK], and the
 text returned keeps the prompt as given; a tokenizer without one (the ASCII models') raises an error naming
@@ -24,6 +26,8 @@ the character and its position.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 
@@ -37,11 +41,15 @@ TASKS = {"text-generation": GPT, "fill-mask": MaskedLM, "text2text-generation": 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def pipeline(task: str, model=None, tokenizer=None, device="cpu", dtype="auto", torch_dtype=None):
+def pipeline(task: str, model=None, tokenizer=None, device="cpu", dtype="auto", torch_dtype=None,
+             assistant_dtype=None):
     """Build the pipeline for `task` (one of TASKS) around `model`.
 
     dtype: the model's number format, a torch dtype or its name in DTYPES; "auto" keeps the one it has
     (float32 for a bundled model). torch_dtype: the same, under transformers' older name.
+    assistant_dtype (text-generation): a copy of the model in this format (e.g. "bfloat16") drafts the
+    tokens of greedy calls on one prompt, and the model checks them (generation/assisted.py): the model's
+    own greedy text, at the copy's speed where the drafts hold.
     """
     if not isinstance(task, str) or task not in TASKS:
         raise ValueError(f"unknown task {describe(task)}; the tasks are {sorted(TASKS)}")
@@ -65,7 +73,14 @@ def pipeline(task: str, model=None, tokenizer=None, device="cpu", dtype="auto", 
     if not all(hasattr(tokenizer, a) for a in ("encode", "decode", "special_token_ids")):
         raise TypeError(f"tokenizer must be a minitransformer tokenizer, got {describe(tokenizer)}")
     kinds = {"text-generation": TextGenerationPipeline, "fill-mask": FillMaskPipeline}
-    return kinds.get(task, Text2TextPipeline)(model.to(device=device, dtype=dtype).eval(), tokenizer)
+    pipe = kinds.get(task, Text2TextPipeline)(model.to(device=device, dtype=dtype).eval(), tokenizer)
+    if assistant_dtype is not None:
+        found = _dtype(assistant_dtype, None)
+        if task != "text-generation" or found is None:
+            raise ValueError(f"assistant_dtype drafts greedy tokens for task 'text-generation' in a dtype such "
+                             f"as 'bfloat16', got {describe(assistant_dtype)} for task {task!r}")
+        pipe.assistant = copy.deepcopy(pipe.model).to(found)
+    return pipe
 
 
 def _dtype(dtype, torch_dtype) -> torch.dtype | None:
@@ -96,6 +111,7 @@ def _device(device) -> torch.device:
 class _Pipeline:
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
+        self.assistant = None  # text-generation: a cheaper copy that drafts greedy tokens (assistant_dtype)
 
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, str):
@@ -140,7 +156,9 @@ class TextGenerationPipeline(_Pipeline):
         for length, members in by_length.items():
             for start in range(0, len(members), batch_size):
                 group = members[start : start + batch_size]
-                out = generate(self.model, torch.stack([ids[i] for i in group]), **kwargs)  # (len(group) * n, L)
+                assisted = self._can_assist(len(group), length, kwargs)
+                batch = torch.stack([ids[i] for i in group])
+                out = generate(self.model, batch, **assisted, **kwargs)  # (len(group) * n, L)
                 new = [self.tokenizer.decode(row[length:].tolist(), skip_special_tokens=True) for row in out]
                 n = len(new) // len(group)  # num_return_sequences
                 for k, i in enumerate(group):
@@ -149,6 +167,15 @@ class TextGenerationPipeline(_Pipeline):
                     prefix = prompts[i] if return_full_text else ""
                     results[i] = [{"generated_text": prefix + t} for t in new[k * n : (k + 1) * n]]
         return results
+
+
+    def _can_assist(self, prompts: int, length: int, kwargs) -> dict:
+        """{"assistant_model": ...} where assisted decoding applies (greedy, one prompt, within the context)."""
+        greedy = not kwargs.get("do_sample") and kwargs.get("num_beams", 1) == 1
+        plain = not any(kwargs.get(k) for k in ("output_scores", "output_logits", "output_attentions"))
+        fits = length + kwargs.get("max_new_tokens", 20) - 1 <= self.model.config.max_len
+        usable = self.assistant is not None and greedy and plain and fits and prompts == 1
+        return {"assistant_model": self.assistant} if usable else {}
 
 
 class FillMaskPipeline(_Pipeline):
