@@ -56,7 +56,7 @@ def assisted_greedy(run, assistant, streamer=None) -> torch.Tensor:
     """Greedy decoding of run.model, with `assistant`'s drafts: -> ids (1, prompt + new)."""
     model, ids, prompt = run.model, run.ids, run.ids.shape[1]
     cache, draft_cache = model.new_cache(), assistant.new_cache()
-    run.drafted = run.accepted = 0  # how many drafts were proposed, and kept (for benchmarks)
+    run.drafted = run.accepted = run.checks = 0  # drafts proposed, drafts kept, model passes (benchmarks)
     if streamer is not None:
         streamer.put(ids.cpu())  # as in loop.py: the prompt (1, T), then each new token (1,)
     while ids.shape[1] < run.max_length:
@@ -64,7 +64,7 @@ def assisted_greedy(run, assistant, streamer=None) -> torch.Tensor:
         drafts = _draft(run, assistant, draft_cache, ids, k, prompt)  # (1, k)
         logits = model(torch.cat([ids[:, cache.length :], drafts], 1), cache=cache)[0, -(k + 1) :]  # (k+1, V)
         new, done = _check(run, ids, drafts, logits, prompt)
-        run.drafted, run.accepted = run.drafted + k, run.accepted + new.shape[1] - 1
+        run.drafted, run.accepted, run.checks = run.drafted + k, run.accepted + new.shape[1] - 1, run.checks + 1
         cache.crop(ids.shape[1] + new.shape[1] - 1)  # the kept drafts stay cached; the rejected ones go
         draft_cache.crop(min(draft_cache.length, cache.length))
         ids = torch.cat([ids, new], 1)
