@@ -53,8 +53,8 @@ VARIANTS = {
     "narrower": ("d_model 128", {"d_model": 128}, {}, None),
     "wider": ("d_model 256", {"d_model": 256}, {}, None),
     "deeper": ("6 layers", {"n_layers": 6}, {}, None),
-    "context-64": ("context 64, batch doubled", {"max_len": 64}, {}, 2.0),
-    "context-256": ("context 256, batch halved", {"max_len": 256}, {}, 0.5),
+    "context-128": ("context 128, batch halved", {"max_len": 128}, {}, 0.5),
+    "context-256": ("context 256, batch a quarter", {"max_len": 256}, {}, 0.25),
     "nanogpt-cpu": ("nanoGPT's CPU recipe in our trainer", NANOGPT["model"], NANOGPT["train"], "nanogpt"),
 }
 SMOKE_VARIANTS = ("speedrun", "adamw", "nanogpt-cpu")

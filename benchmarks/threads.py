@@ -15,6 +15,7 @@ bandwidth section (the bundled shape, one in between, GPT-2 small).
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ TITLE = "One or two torch threads: training steps and batch-1 generation at thre
 THREADS = (1, 2)
 TRAIN_SHAPES = {  # (n_layers, n_heads, d_model, context, batch)
     "nanoGPT CPU": dict(n_layers=4, n_heads=4, d_model=128, context=64, batch=12),
-    "speedrun": dict(n_layers=4, n_heads=4, d_model=192, context=128, batch=32),
+    "speedrun": dict(n_layers=4, n_heads=4, d_model=192, context=64, batch=64),
     "bundled": dict(n_layers=6, n_heads=4, d_model=256, context=256, batch=16),
 }
 SMOKE_TRAIN_SHAPES = {name: dict(n_layers=1, n_heads=2, d_model=32, context=16, batch=2) for name in TRAIN_SHAPES}
@@ -55,11 +56,11 @@ def _train_step(shape: dict, precision: str):
     return step
 
 
-def _generate(shape: dict, new_tokens: int):
+def _generate(shape: dict, new_tokens: int, dtype=torch.float32):
     from minitransformer.generation import generate
 
     ours, _ = gpt2_pair(**shape)
-    ours.eval()
+    ours = ours.to(dtype).eval()
     prompt = torch.randint(1, shape["vocab"], (1, PROMPT_LENGTH), generator=torch.Generator().manual_seed(0))
     return lambda: generate(ours, prompt, max_new_tokens=new_tokens)
 
@@ -95,16 +96,17 @@ def run(smoke: bool) -> dict:
             rows.append(["train", f"{name} {precision}", "tokens/s", *(fmt(per_s[n]) for n in THREADS),
                          f"{per_s[2] / per_s[1]:.2f}x"])
     with torch.inference_mode():
-        for name, shape in sizes.items():
-            t = _per_thread_count(_generate(shape, new_tokens), max(1, repeats - 2))
+        for (name, shape), dtype in itertools.product(sizes.items(), (torch.float32, torch.bfloat16)):
+            t = _per_thread_count(_generate(shape, new_tokens, dtype), max(1, repeats - 2))
             per_s = {n: new_tokens / t[n]["median"] for n in THREADS}
-            metrics["generate"][name] = {f"{n}_threads_tokens_per_s": v for n, v in per_s.items()}
-            rows.append(["generate", name, "new tokens/s", *(fmt(per_s[n]) for n in THREADS),
+            label = f"{name} {'fp32' if dtype == torch.float32 else 'bf16'}"
+            metrics["generate"][label] = {f"{n}_threads_tokens_per_s": v for n, v in per_s.items()}
+            rows.append(["generate", label, "new tokens/s", *(fmt(per_s[n]) for n in THREADS),
                          f"{per_s[2] / per_s[1]:.2f}x"])
     note = ("Each number is a median of interleaved repetitions (1 thread, 2 threads, 1, 2, ...) after a warm-up, "
             "in one process. Training: one step of forward, cross-entropy, backward and fused AdamW; "
             f"generation: greedy, batch 1, {PROMPT_LENGTH}-token prompt, {new_tokens} new tokens, KV cache, "
-            "float32. Meaningful only on an otherwise idle machine.")
+            "float32 and bfloat16 (weights and cache). Meaningful only on an otherwise idle machine.")
     return {"title": TITLE, "status": "ok", "note": note,
             "columns": ["work", "shape", "unit", *(f"{n} thread(s)" for n in THREADS), "2 / 1"],
             "rows": rows, "metrics": metrics, "targets": []}

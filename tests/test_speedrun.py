@@ -7,6 +7,7 @@ even on a busy machine.
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from minitransformer.training import TrainConfig, Trainer, lr_at
 from minitransformer.training.checkpoints import load_checkpoint, read_metadata
 from minitransformer.training.optim import MuonWithAdamW, TimeBudget, build_optimizer, muon_param_groups
 
+ROOT = Path(__file__).resolve().parents[1]
 TOK = ascii_tokenizer()
 FINAL_SAVE_TOLERANCE = 0.5  # seconds past the budget allowed for a busy machine's last step and save
 
@@ -230,3 +232,21 @@ def test_without_torch_muon_the_preset_falls_back_to_adamw_and_says_so(monkeypat
     assert config.optimizer == "adamw"
     with pytest.raises(mt.ConfigError, match=r"optimizer='muon' needs torch.optim.Muon.*use optimizer='adamw'"):
         build_optimizer(model, TrainConfig(optimizer="muon"))
+
+
+def test_the_shipped_ablation_table_is_the_committed_measurements():
+    """minitransformer/assets/speedrun_ablations.json (notebook 07 plots it) copies the benchmark's results."""
+    from minitransformer.tools.presets import speedrun_measurements
+
+    results = ROOT / "benchmarks" / "results" / "speedrun"
+    shipped = speedrun_measurements()
+    assert {r["base"] for r in shipped["runs"]} <= {"context 128", "preset"}
+    for run in shipped["runs"]:
+        if run["source"] == "README.md":
+            assert f"| {run['steps']} |" in (results / "README.md").read_text() and str(run["val_loss"]) in (
+                results / "README.md"
+            ).read_text()
+            continue
+        measured = json.loads((results / run["source"]).read_text())["metrics"][run["name"]]
+        assert (run["steps"], run["tokens"]) == (measured["steps"], measured["tokens"])
+        assert run["val_loss"] == round(measured["val_loss"], 4)

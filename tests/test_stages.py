@@ -158,3 +158,27 @@ def test_a_stage_that_cannot_run_is_one_line(tmp_path, capsys, extra, expected):
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
+
+
+def test_every_bundled_model_card_gives_one_training_command_that_parses():
+    """MODEL_CARDS.md: one `train` command per bundled model trained with a preset, no fine-tuning by hand."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from minitransformer.tools.cli import build_parser
+
+    cards = (Path(mt.__file__).parent / "pretrained" / "MODEL_CARDS.md").read_text()
+    commands = re.findall(r"^python -m minitransformer (train .*)$", cards, re.M)
+    presets_used = [build_parser().parse_args(shlex.split(c, comments=True)).preset for c in commands]
+    assert sorted(presets_used) == ["dates-seq2seq", "shakespeare-char", "shakespeare-mlm", "tang-poetry-char"]
+    assert not any("--init-from" in c or "--stage" in c for c in commands)
+
+
+def test_a_new_run_without_out_never_takes_the_name_of_a_run_stopped_in_stage_1(tmp_path, monkeypatch):
+    from minitransformer.tools.cli_train import _default_out
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "shakespeare-char.stage1.safetensors").write_bytes(b"")
+    assert _default_out("shakespeare-char") == "runs/shakespeare-char-2.safetensors"

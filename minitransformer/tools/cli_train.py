@@ -130,9 +130,10 @@ def _check_options(args) -> None:
 
 
 def _default_out(preset: str) -> str:
-    """runs/PRESET.safetensors, or runs/PRESET-2.safetensors, ... : never an earlier run's file."""
+    """runs/PRESET.safetensors, or runs/PRESET-2.safetensors, ... : never an earlier run's file (nor the
+    stage-1 file of a run stopped in its first stage)."""
     path, n = Path("runs") / f"{preset}.safetensors", 1
-    while path.exists():
+    while path.exists() or Path(stages.stage_path(path, 1)).exists():
         n += 1
         path = Path("runs") / f"{preset}-{n}.safetensors"
     return str(path)
