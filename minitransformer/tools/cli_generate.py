@@ -20,8 +20,8 @@ DECODING = ("max_new_tokens", "do_sample", "temperature", "top_p", "num_beams", 
 
 
 def generate(args, argv=None) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    if args.threads is not None or args.dtype in (None, "float32"):  # (measured: benchmarks/threads.py)
+        torch.set_num_threads(args.threads or 1)
     with about("--model"):
         model, tokenizer = load_model(args.model)
     task = next(task for family, task in TASKS.items() if isinstance(model, family))
