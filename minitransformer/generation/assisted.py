@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError, describe
+from .decoding import eval_mode
 
 
 def check_assistant(run, assistant) -> None:
@@ -51,9 +52,14 @@ def check_assistant(run, assistant) -> None:
         raise ConfigError(f"assistant_model: assisted generation needs {why}")
 
 
-@torch.inference_mode()
 def assisted_greedy(run, assistant, streamer=None) -> torch.Tensor:
-    """Greedy decoding of run.model, with `assistant`'s drafts: -> ids (1, prompt + new)."""
+    """Greedy decoding of run.model, with `assistant`'s drafts (in eval mode): -> ids (1, prompt + new)."""
+    check_assistant(run, assistant)
+    with eval_mode(assistant), torch.inference_mode():
+        return _decode(run, assistant, streamer)
+
+
+def _decode(run, assistant, streamer) -> torch.Tensor:
     model, ids, prompt = run.model, run.ids, run.ids.shape[1]
     cache, draft_cache = model.new_cache(), assistant.new_cache()
     run.drafted = run.accepted = run.checks = 0  # drafts proposed, drafts kept, model passes (benchmarks)

@@ -41,7 +41,7 @@ import torch
 
 from ..beam_search import beam_search
 from ..errors import ConfigError, describe
-from .assisted import assisted_greedy, check_assistant
+from .assisted import assisted_greedy
 from .decoding import Decoding, eval_mode, grown
 from .outputs import GenerationOutput, Recorder
 from .settings import settings_from
@@ -87,9 +87,7 @@ def generate(model, input_ids=None, *, attention_mask=None, src_ids=None, src_ma
                        prefix_allowed_tokens_fn)
         run.recorder = recorder if output_scores or output_logits or output_attentions else None
         if assistant_model is not None:
-            check_assistant(run, assistant_model)
-            with eval_mode(assistant_model):
-                sequences = assisted_greedy(run, assistant_model, streamer)
+            sequences = assisted_greedy(run, assistant_model, streamer)
         elif settings.num_beams > 1:
             sequences, scores, trace = _beam_search(run, return_trace)
         else:
