@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from . import matvec
 from .checks import checked
 from .errors import ShapeError, describe
 from .kv_cache import KVCache
@@ -163,19 +164,21 @@ class MultiHeadAttention(nn.Module):
         """
         B, T, C = x.shape
         w_qkv, b_qkv, w_o, b_o = cache.step_weights(self)
-        qkv = F.linear(x, w_qkv, b_qkv).view(B, T, 3, self.n_heads, C // self.n_heads)  # (B, 1, 3, H, D)
+        qkv = matvec.linear(x, w_qkv, b_qkv).view(B, T, 3, self.n_heads, C // self.n_heads)  # (B, 1, 3, H, D)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, 1, D)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         k, v = cache.append(k, v)  # (B, H, L, D): every position so far
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, 1, D)
-        return F.linear(out.transpose(1, 2).reshape(B, T, C), w_o, b_o)  # heads concatenated
+        return matvec.linear(out.transpose(1, 2).reshape(B, T, C), w_o, b_o)  # heads concatenated
 
     def step_weights(self):
-        """What `step` reads: W_q, W_k, W_v stacked into one (3C, C) matrix (one product, not three), W_o."""
+        """What `step` reads: W_q, W_k, W_v stacked into one (3C, C) matrix (one product, not three), W_o;
+        each split over the threads where that pays (matvec.py)."""
         biases = (self.w_q.bias, self.w_k.bias, self.w_v.bias)
         w_qkv = torch.cat([self.w_q.weight, self.w_k.weight, self.w_v.weight])
-        return w_qkv, None if biases[0] is None else torch.cat(biases), self.w_o.weight, self.w_o.bias
+        b_qkv = None if biases[0] is None else torch.cat(biases)
+        return *matvec.for_decoding(w_qkv, b_qkv), *matvec.for_decoding(self.w_o.weight, self.w_o.bias)
 
     def _split_heads(self, x):
         return rearrange(x, "b t (h d) -> b h t d", h=self.n_heads)

@@ -95,6 +95,7 @@ class Cache:
         self.layers = layers
         self.memory = None
         self.fast_step = fast_step
+        self.head = None  # what a fast step multiplies by for the logits, kept for the run
 
     @property
     def length(self) -> int:

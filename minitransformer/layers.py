@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import matvec
 from .attention import MultiHeadAttention
 from .config import TransformerConfig
 
@@ -72,10 +73,11 @@ class FeedForward(nn.Module):
     def step(self, x, cache):
         """`forward` without module calls, for decoding (no dropout: eval mode)."""
         w1, b1, w2, b2 = cache.step_weights(self)
-        return F.linear(ACTIVATIONS[self.activation](F.linear(x, w1, b1)), w2, b2)
+        return matvec.linear(ACTIVATIONS[self.activation](matvec.linear(x, w1, b1)), w2, b2)
 
     def step_weights(self):
-        return self.linear1.weight, self.linear1.bias, self.linear2.weight, self.linear2.bias
+        first, second = self.linear1, self.linear2
+        return *matvec.for_decoding(first.weight, first.bias), *matvec.for_decoding(second.weight, second.bias)
 
     def extra_repr(self):
         return f"activation={self.activation!r}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import matvec
 from ..config import TransformerConfig
 from ..kv_cache import Cache
 from ..layers import EncoderLayer, make_norm
@@ -71,7 +72,9 @@ class GPT(ModelBase):
             x = block.step(x, kv, mask, rotary)
         if self.norm_f is not None:
             x = self.norm_f.forward(x)
-        return self.lm_head.forward(x[:, -1])  # (B, V)
+        if cache.head is None:  # gathered once per run, like the blocks' step weights
+            cache.head = matvec.for_decoding(self.lm_head.weight, self.lm_head.bias)
+        return matvec.linear(x[:, -1], *cache.head)  # (B, V)
 
     def new_cache(self) -> Cache:
         """An empty KV cache, one slot per block, for incremental decoding (see generation/)."""
