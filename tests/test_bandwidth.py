@@ -124,11 +124,11 @@ def test_bad_dtypes_are_named(kwargs, match):
 
 def test_generate_dtype_on_the_command_line(capsys):
     texts = {}
-    for dtype in ("float32", "bfloat16"):
+    for dtype in ("float32", "bfloat16", "bfloat16-compiled"):
         argv = ["generate", "--prompt", SAME_FOR_200[0], "--max-new-tokens", "120", "--dtype", dtype]
         assert main(argv) == 0
         texts[dtype] = capsys.readouterr().out
-    assert texts["float32"] == texts["bfloat16"] and len(texts["float32"]) > 120
+    assert texts["float32"] == texts["bfloat16"] == texts["bfloat16-compiled"] and len(texts["float32"]) > 120
 
 
 # ----------------------------------------------------------------------------- the benchmark's bookkeeping

@@ -23,12 +23,12 @@ def keep_threads():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("command, default", [("train", "(default: torch's choice"), ("generate", "(default: 1 in float32")])
-def test_threads_is_documented(command, default, capsys):
+@pytest.mark.parametrize("command", ["train", "generate"])
+def test_threads_is_documented(command, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--threads N" in text and "torch.set_num_threads" in text and default in text
+    assert "--threads N" in text and "torch.set_num_threads" in text and "(default: torch's choice" in text
 
 
 @pytest.fixture
@@ -43,15 +43,11 @@ def seen(monkeypatch):
     return counts
 
 
-def test_generate_uses_one_thread_unless_asked(keep_threads, seen):
-    assert main(["generate", "--prompt", "ROMEO:", "--max-new-tokens", "3"]) == 0
-    assert seen == [1]
-
-
-def test_generate_in_bfloat16_keeps_torchs_thread_count(keep_threads, seen):
-    """bfloat16 decoding gains from a second thread (1.25-1.63x measured), float32 does not (1.03x)."""
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_generate_keeps_torchs_thread_count_unless_asked(keep_threads, seen, dtype):
+    """Decoding gains from a second thread in both formats (1.2-1.7x measured, matvec.py)."""
     torch.set_num_threads(2)
-    assert main(["generate", "--prompt", "ROMEO:", "--max-new-tokens", "3", "--dtype", "bfloat16"]) == 0
+    assert main(["generate", "--prompt", "ROMEO:", "--max-new-tokens", "3", "--dtype", dtype]) == 0
     assert seen == [2]
 
 

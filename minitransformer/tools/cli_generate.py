@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import matvec
 from ..errors import ConfigError, UnknownTokenError
 from ..models import GPT, MaskedLM, Seq2SeqTransformer
 from .cli_options import DEFAULT_PROMPTS, about
@@ -20,15 +21,15 @@ DECODING = ("max_new_tokens", "do_sample", "temperature", "top_p", "num_beams", 
 
 
 def generate(args, argv=None) -> int:
-    if args.threads is not None or args.dtype in (None, "float32"):  # (measured: benchmarks/threads.py)
-        torch.set_num_threads(args.threads or 1)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     with about("--model"):
         model, tokenizer = load_model(args.model)
     task = next(task for family, task in TASKS.items() if isinstance(model, family))
     prompt = DEFAULT_PROMPTS[task] if args.prompt is None else args.prompt
     _check_prompt(prompt, tokenizer, model, task, args.model)
     assisted = args.dtype == "bfloat16-assisted"  # a bfloat16 copy drafts, the float32 model checks
-    dtype = "auto" if assisted else args.dtype or "auto"
+    dtype = "auto" if assisted else (args.dtype or "auto").removesuffix("-compiled")
     assistant = "bfloat16" if assisted else None
     pipe = pipeline(task, model=(model, tokenizer), dtype=dtype, assistant_dtype=assistant)
     if task == "fill-mask":
@@ -40,7 +41,8 @@ def generate(args, argv=None) -> int:
                 )
         _print_fills(pipe(prompt, top_k=5 if args.top_k is None else args.top_k))
         return 0
-    print(pipe(prompt, **_decoding(args, task))[0]["generated_text"])
+    with matvec.compiled(args.dtype == "bfloat16-compiled"):
+        print(pipe(prompt, **_decoding(args, task))[0]["generated_text"])
     return 0
 
 

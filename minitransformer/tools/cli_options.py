@@ -185,7 +185,7 @@ def add_train_options(train: argparse.ArgumentParser) -> None:
 
 def add_threads_option(parser: argparse.ArgumentParser, shown: str = "") -> None:
     """--threads N: torch.set_num_threads(N) first. Idle 2 cores (benchmarks/results/bandwidth-threads): 2 threads
-    train 1.3-1.9x faster than 1, generate 1.03x in float32, 1.25-1.63x in bfloat16; None: the command's default."""
+    train 1.6-1.9x faster than 1 and generate 1.1-1.6x faster; None: the command's default."""
     shown = shown or f"torch's choice, {torch.get_num_threads()} here"
     parser.add_argument(
         "--threads",
@@ -254,12 +254,13 @@ def add_generate_options(gen: argparse.ArgumentParser) -> None:
         gen.add_argument(f"--{name}", type=kind, help=text)
     gen.add_argument(
         "--dtype",
-        choices=["float32", "bfloat16", "bfloat16-assisted"],
+        choices=["float32", "bfloat16", "bfloat16-compiled", "bfloat16-assisted"],
         help="the weights' and KV cache's format: bfloat16 reads half the bytes per token, and its greedy "
-        "text can part from float32's at near-ties; bfloat16-assisted: a bfloat16 copy drafts tokens, the "
-        "float32 model checks them (float32's greedy text) (default: float32)",
+        "text can part from float32's at near-ties; bfloat16-compiled: torch.compile writes its products "
+        "(faster; needs a C++ compiler, seconds to compile); bfloat16-assisted: a bfloat16 copy drafts "
+        "tokens, the float32 model checks them (float32's greedy text) (default: float32)",
     )
-    add_threads_option(gen, "1 in float32 (a second thread: +3%%); torch's choice in bfloat16 (+25-63%%)")
+    add_threads_option(gen)
 
 
 # ----------------------------------------------------------------------------- errors in flags
