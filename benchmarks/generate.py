@@ -13,7 +13,8 @@ With a KV cache each step costs O(prefix) in attention only, so the growth shoul
 The same comparison at GPT-2's real size (124M parameters: 12 layers, 12 heads, d_model 768, the
 50,257-token vocabulary; random weights) shows where the speed-up comes from: the small model's
 steps are dominated by Python overhead, which our one-token step removes, while a 124M step reads
-500 MB of weights and is bound by memory bandwidth in both libraries.
+500 MB of weights and is bound by memory bandwidth in both libraries; there ours reads with every
+core (matvec.py).
 """
 
 from __future__ import annotations
