@@ -103,7 +103,7 @@ PRESETS = {
             model=dict(d_model=192, n_heads=3, n_layers=4, max_len=128, dropout=0.1),
             train=dict(steps=3000, lr=1.5e-3, warmup_steps=200, eval_interval=500, precision="bfloat16"),
             batch_size=32,
-            # with dropout the accuracy was still rising at step 3,000 (0.475); without it, 2,000 more: 0.59
+            # with dropout the accuracy was still rising at step 3,000 (0.540); without it, 2,000 more: 0.64
             stages=(
                 Stage(
                     "last", dict(dropout=0.0), dict(steps=2000, lr=1e-3, warmup_steps=100, eval_interval=250)
