@@ -110,7 +110,7 @@ def test_compiled_is_restored_after_its_block():
 
 def test_one_compiled_loop_serves_every_shape():
     """The benchmark decodes three model sizes in one process: fifteen weight shapes, parameters among
-    them. torch.compile stops compiling after 8 versions of a function and runs it eagerly (60x slower
+    them. torch.compile stops compiling after 8 versions of a function and runs it eagerly (10x slower
     here), so the loop must be compiled once for all shapes, not once per shape."""
     from torch._dynamo.utils import counters
 
