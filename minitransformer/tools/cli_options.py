@@ -183,16 +183,15 @@ def add_train_options(train: argparse.ArgumentParser) -> None:
     add_threads_option(train)
 
 
-def add_threads_option(parser: argparse.ArgumentParser, shown: str = "") -> None:
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """--threads N: torch.set_num_threads(N) first. Idle 2 cores (benchmarks/results/bandwidth-threads): 2 threads
-    train 1.6-1.9x faster than 1 and generate 1.1-1.6x faster; None: the command's default."""
-    shown = shown or f"torch's choice, {torch.get_num_threads()} here"
+    train 1.6-1.9x faster than 1 and generate 1.1-1.6x faster; None keeps torch's choice."""
     parser.add_argument(
         "--threads",
         type=POSITIVE,
         metavar="N",
         help="CPU threads for torch's arithmetic (torch.set_num_threads); on a machine shared with other "
-        f"work, 1 is often fastest (default: {shown})",
+        f"work, 1 is often fastest (default: torch's choice, {torch.get_num_threads()} here)",
     )
 
 
