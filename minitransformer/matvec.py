@@ -31,6 +31,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .checks import checked, integer
+from .errors import ShapeError, describe
+
 # Small matrices stay whole: waking a second thread costs more than its share of the reading. Measured
 # at 2 threads, ms per token: d_model 128 (256 KB matrices) 0.57 split, 0.47 whole; d_model 256 with
 # the 768 KB and 1 MB matrices split and the 256 KB one whole, 1.32, against 1.41 all split, 2.27 none.
@@ -44,6 +47,12 @@ class RowBlocks(NamedTuple):
     rest: torch.Tensor  # (out % P, in)
 
 
+def _matrix(name, weight):
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+        raise ShapeError(f"{name} must be a matrix (out, in), got {describe(weight)}")
+
+
+@checked(weight=_matrix, parts=integer(minimum=1))
 def row_blocks(weight: torch.Tensor, parts: int) -> RowBlocks:
     """weight (out, in) -> RowBlocks of `parts` blocks, without copying."""
     out, d_in = weight.shape

@@ -122,3 +122,14 @@ def test_one_compiled_loop_serves_every_shape():
             fused, _ = matvec.for_decoding(weight, None)
             torch.testing.assert_close(matvec.linear(x, fused), F.linear(x, weight))
     assert counters["stats"]["unique_graphs"] - before <= 2
+
+
+@pytest.mark.parametrize("weight, parts, match", [
+    (torch.ones(4), 2, r"weight must be a matrix \(out, in\), got"),
+    ("W", 2, "weight must be a matrix"),
+    (torch.ones(4, 3), 0, "parts must be"),
+    (torch.ones(4, 3), 1.5, "parts must be"),
+])
+def test_row_blocks_names_a_bad_argument(weight, parts, match):
+    with pytest.raises(ValueError, match=match):
+        matvec.row_blocks(weight, parts)
