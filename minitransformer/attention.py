@@ -173,12 +173,16 @@ class MultiHeadAttention(nn.Module):
         return matvec.linear(out.transpose(1, 2).reshape(B, T, C), w_o, b_o)  # heads concatenated
 
     def step_weights(self):
-        """What `step` reads: W_q, W_k, W_v stacked into one (3C, C) matrix (one product, not three), W_o;
-        each split over the threads where that pays (matvec.py)."""
+        """What `step` reads: the stacked W_q, W_k, W_v and W_o, each split over the threads where
+        that pays (matvec.py)."""
+        return *matvec.for_decoding(*self.stacked_qkv()), *matvec.for_decoding(self.w_o.weight, self.w_o.bias)
+
+    def stacked_qkv(self):
+        """W_q, W_k, W_v stacked into one (3C, C) matrix, for one product instead of three; and their
+        biases stacked (3C,), or None. New tensors, detached from the parameters."""
         biases = (self.w_q.bias, self.w_k.bias, self.w_v.bias)
-        w_qkv = torch.cat([self.w_q.weight, self.w_k.weight, self.w_v.weight])
-        b_qkv = None if biases[0] is None else torch.cat(biases)
-        return *matvec.for_decoding(w_qkv, b_qkv), *matvec.for_decoding(self.w_o.weight, self.w_o.bias)
+        w_qkv = torch.cat([self.w_q.weight, self.w_k.weight, self.w_v.weight]).detach()
+        return w_qkv, None if biases[0] is None else torch.cat(biases).detach()
 
     def _split_heads(self, x):
         return rearrange(x, "b t (h d) -> b h t d", h=self.n_heads)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import matvec
+from . import compiled_block, matvec
 from .attention import MultiHeadAttention
 from .config import TransformerConfig
 
@@ -116,14 +116,30 @@ class EncoderLayer(nn.Module):
 
     def step(self, x, cache, mask=None, rotary=None):
         """`forward` for one new position of a causal stack with a KV cache: (B, 1, C) -> (B, 1, C)."""
-        norm1, norm2 = cache.step_weights(self)
+        weights = cache.step_weights(self)
+        if isinstance(weights, compiled_block.Block):
+            return compiled_block.step(x, weights, cache, mask, rotary)
+        norm1, norm2 = weights
         x, _ = residual(x, lambda h: (self.self_attn.step(h, cache, mask, rotary), None), norm1, self.norm_first)
         x, _ = residual(x, lambda h: (self.ffn.step(h, cache), None), norm2, self.norm_first)
         return x
 
     def step_weights(self):
-        """The two LayerNorms as plain functions (a module call costs more than the norm here)."""
+        """The two LayerNorms as plain functions (a module call costs more than the norm here); for
+        bfloat16 within `matvec.compiled()`, everything the compiled step reads (compiled_block.py)."""
+        if compiled_block.applies(self.ffn.linear1.weight):
+            return self.compiled_block()
         return layer_norm_function(self.norm1), layer_norm_function(self.norm2)
+
+    def compiled_block(self) -> compiled_block.Block:
+        """The block's weights, detached (torch.compile would fix a parameter's shape), and settings."""
+        pair = lambda m: (m.weight.detach(), None if m.bias is None else m.bias.detach())
+        ffn = self.ffn
+        return compiled_block.Block(
+            norm1=pair(self.norm1), qkv=self.self_attn.stacked_qkv(), out=pair(self.self_attn.w_o),
+            norm2=pair(self.norm2), ff1=pair(ffn.linear1), ff2=pair(ffn.linear2), n_heads=self.self_attn.n_heads,
+            norm_first=self.norm_first, activation=ACTIVATIONS[ffn.activation], eps=self.norm1.eps,
+        )
 
 
 class DecoderLayer(nn.Module):

@@ -17,7 +17,8 @@ wait on memory (about 9 GB/s of weights per core here). `with compiled():` lets 
 the product as what it is, one fused loop that reads each bfloat16 weight, widens it and adds
 weight x input into a float32 sum: the products alone run about 2x as fast at 124M. It needs a C++ compiler
 and compiles once per process (seconds), so it is opt-in
-(`generate --dtype bfloat16-compiled`).
+(`generate --dtype bfloat16-compiled`). Within it, a GPT's blocks go further: compiled_block.py
+compiles each block's whole step, products and all, as one function.
 
 Used by the decoding `step`s of attention.py, layers.py and models/gpt.py.
 """
@@ -75,11 +76,16 @@ def compiled(enabled: bool = True):
         _settings["compiled"] = before
 
 
+def compiling() -> bool:
+    """Whether decoding runs that start now take the compiled bfloat16 loops (see `compiled`)."""
+    return _settings["compiled"]
+
+
 def for_decoding(weight: torch.Tensor, bias: torch.Tensor | None):
     """(weight, bias) as one-token steps should multiply by them: row blocks, one per torch thread,
     where that pays (float32, at least 2 threads, a matrix past MIN_SPLIT_BYTES); the compiled loop
     for bfloat16 within `compiled()`; else unchanged."""
-    if weight.dtype == torch.bfloat16 and _settings["compiled"]:
+    if weight.dtype == torch.bfloat16 and compiling():
         return Fused(weight.detach()), bias  # a plain tensor: torch.compile fixes parameters' shapes
     parts = torch.get_num_threads()
     big = weight.numel() * weight.element_size() >= MIN_SPLIT_BYTES

@@ -16,7 +16,7 @@ LEVELS = [
     ["checks", "files"],
     ["config"],
     ["masks", "positional"],
-    ["kv_cache", "matvec", "attention"],
+    ["kv_cache", "matvec", "compiled_block", "attention"],
     ["layers", "recurrent"],
     ["models"],
     ["objectives", "logits", "beam_search", "tokenizers", "data", "ngram"],
