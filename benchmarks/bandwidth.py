@@ -9,8 +9,11 @@ far too little arithmetic to keep a CPU busy, so the step waits on memory. Its s
                            + KV cache: 2 (K and V) x layers x cached positions x d_model x bytes per number
 
 Measured in the same run: the bandwidth, by a streaming copy (a large tensor `copy_`: bytes read +
-written / seconds, as STREAM's Copy counts it, with torch's threads), taken before each size and after
-the last and the best of all kept, since a shared host's bandwidth moves within minutes; then greedy
+written / seconds, as STREAM's Copy counts it, with torch's threads, the best of 10 back to back). A
+shared host's bandwidth moves within minutes (31 to 55 GB/s within one run here), so the copy runs as
+one more entrant in each size's interleaved rounds, and each size's limit uses the median of those
+readings: the bandwidth of the same minutes as the decoding's median. Readings before each size and
+after the last are kept too, and every fraction is also given against the run's best reading. Then greedy
 decoding at batch 1 (a 16-token prompt, then new tokens with the KV cache) for three sizes, GPT-2's
 architecture with random weights (speed does not depend on the values): the bundled shakespeare-char
 shape, GPT-2 small (124M) and one in between. Variants: our GPT in float32 and in bfloat16 (weights and
@@ -29,6 +32,7 @@ kernels can beat it, so it shows how much of the gap is the kernels' and how muc
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 
 import torch
@@ -138,16 +142,19 @@ def _compiled_generate(model, prompt, mask, new_tokens: int):
         return generate(model, prompt, attention_mask=mask, max_new_tokens=new_tokens)
 
 
-def measure_size(shape: dict, new_tokens: int, repeats: int) -> dict:
-    """{variant: {"tokens_per_s", "bytes_per_token"}} for one size."""
+def measure_size(shape: dict, new_tokens: int, repeats: int, copies: tuple) -> tuple[dict, list]:
+    """({variant: {"tokens_per_s", "bytes_per_token"}}, copy readings interleaved with them) for one size."""
     ours, hf = gpt2_pair(**shape)
     models = {"ours fp32": ours.eval(), "ours bf16": copy.deepcopy(ours).to(torch.bfloat16).eval(),
               "HF fp32": hf.eval(), "HF bf16": copy.deepcopy(hf).to(torch.bfloat16).eval()}
     models["ours bf16 compiled"] = models["ours bf16"]
     models["ours assisted"] = (models["ours fp32"], models["ours bf16"])
     prompt = torch.randint(1, shape["vocab"], (1, PROMPT_LENGTH), generator=torch.Generator().manual_seed(0))
+    readings = []
+    runners = _runners(models, prompt, new_tokens) | {"copy": lambda: readings.append(copy_bandwidth(*copies))}
     with torch.inference_mode():
-        timings = compare(_runners(models, prompt, new_tokens), warmup=1, repeat=repeats)
+        timings = compare(runners, warmup=1, repeat=repeats)
+    del timings["copy"], readings[0]  # the warm-up's reading
     cached = PROMPT_LENGTH + (new_tokens - 1) / 2  # positions read per step, on average over the new tokens
     read = {name: bytes_per_token(m, cached) for name, m in models.items() if name != "ours assisted"}
     checks = assisted_checks(models["ours assisted"], prompt, new_tokens)
@@ -161,7 +168,7 @@ def measure_size(shape: dict, new_tokens: int, repeats: int) -> dict:
         with matvec.compiled(variant.endswith("compiled")):
             seconds = matmuls_alone(models[variant], 3 * repeats)
         results[kernel] = {"tokens_per_s": 1 / seconds, "bytes_per_token": read[variant]}
-    return results
+    return results, readings
 
 
 def assisted_checks(pair, prompt, new_tokens: int) -> dict:
@@ -178,44 +185,50 @@ def assisted_checks(pair, prompt, new_tokens: int) -> dict:
 def run(smoke: bool) -> dict:
     sizes, new_tokens = (SMOKE_SIZES, SMOKE_NEW_TOKENS) if smoke else (SIZES, NEW_TOKENS)
     copies = (SMOKE_COPY_BYTES, SMOKE_COPY_REPEATS) if smoke else (COPY_BYTES, COPY_REPEATS)
-    readings = [copy_bandwidth(*copies)]
-    measured = {}
+    readings, measured, interleaved = [copy_bandwidth(*copies)], {}, {}
     for size, shape in sizes.items():
-        measured[size] = measure_size(shape, new_tokens, 1 if smoke else 3)
+        measured[size], interleaved[size] = measure_size(shape, new_tokens, 1 if smoke else 3, copies)
         readings.append(copy_bandwidth(*copies))
-    bandwidth = max(readings)
-    rows, metrics = [], {"bandwidth_bytes_per_s": bandwidth, "bandwidth_readings": readings, "sizes": {}}
+    best = max(readings + [r for size in interleaved.values() for r in size])
+    rows, metrics = [], {"bandwidth_bytes_per_s": best, "bandwidth_readings": readings, "sizes": {},
+                         "interleaved_readings": interleaved}
     for size, results in measured.items():
+        bandwidth = statistics.median(interleaved[size])
         for variant, r in results.items():
             limit = bandwidth / r["bytes_per_token"]
-            r |= {"limit_tokens_per_s": limit, "fraction_of_limit": r["tokens_per_s"] / limit}
+            r |= {"limit_tokens_per_s": limit, "fraction_of_limit": r["tokens_per_s"] / limit,
+                  "fraction_of_best_reading": r["tokens_per_s"] * r["bytes_per_token"] / best}
             rows.append([size, variant, fmt(r["bytes_per_token"] / 2**20), fmt(r["tokens_per_s"]), fmt(limit),
-                         f"{r['fraction_of_limit']:.0%}"])
+                         f"{r['fraction_of_limit']:.0%}", f"{r['fraction_of_best_reading']:.0%}"])
         metrics["sizes"][size] = results
-    return {"title": TITLE, "status": "ok", "note": _note(readings, new_tokens, sizes),
-            "columns": ["size", "variant", "MiB read per token", "tokens/s", "limit tokens/s", "of the limit"],
+    return {"title": TITLE, "status": "ok", "note": _note(readings, interleaved, best, new_tokens, sizes),
+            "columns": ["size", "variant", "MiB read per token", "tokens/s", "limit tokens/s", "of the limit",
+                        "of the run's best reading"],
             "rows": rows, "metrics": metrics, "targets": _targets(metrics["sizes"]["124M"])}
 
 
-def _note(readings: list, new_tokens: int, sizes: dict) -> str:
+def _note(readings: list, interleaved: dict, best: float, new_tokens: int, sizes: dict) -> str:
     shapes = "; ".join(f"{name}: {s['n_layers']} layers, d_model {s['d_model']}, vocab {s['vocab']:,}"
                        for name, s in sizes.items())
-    bandwidth = max(readings)
-    spread = ", ".join(f"{r / 1e9:.1f}" for r in readings)
-    return (f"Streaming-copy bandwidth {bandwidth / 1e9:.1f} GB/s, the best of {len(readings)} readings spread over "
-            f"the run ({spread} GB/s; {torch.get_num_threads()} torch thread(s), the same for decoding). Greedy, batch 1, {PROMPT_LENGTH}-token prompt, {new_tokens} new tokens, KV "
-            f"cache; median of interleaved runs after a warm-up. Sizes (GPT-2 architecture, random weights): "
-            f"{shapes}. Limit = bandwidth / bytes read per token (weights + the average KV cache).")
+    gbs = lambda values: ", ".join(f"{r / 1e9:.1f}" for r in values)
+    per_size = "; ".join(f"{size}: {statistics.median(r) / 1e9:.1f} ({gbs(r)})" for size, r in interleaved.items())
+    return (f"Streaming-copy bandwidth, GB/s, the median of the readings interleaved with each size's runs: "
+            f"{per_size}. Readings before each size and after the last: {gbs(readings)}; the run's best reading: "
+            f"{best / 1e9:.1f}. {torch.get_num_threads()} torch thread(s), the same for decoding. Greedy, batch 1, "
+            f"{PROMPT_LENGTH}-token prompt, {new_tokens} new tokens, KV cache; median of interleaved runs after a "
+            f"warm-up. Sizes (GPT-2 architecture, random weights): {shapes}. Limit = bandwidth / bytes read per "
+            "token (weights + the average KV cache).")
 
 
 def _targets(big: dict) -> list[dict]:
     speed = {variant: r["tokens_per_s"] for variant, r in big.items()}
     bf16, fp32, hf = (speed[v] for v in ("ours bf16 compiled", "ours fp32", "HF fp32"))
     fraction = big["ours bf16 compiled"]["fraction_of_limit"]
+    at_best = f"{fraction:.0%} ({big['ours bf16 compiled']['fraction_of_best_reading']:.0%} of the run's best reading)"
     return [
         target("124M: bfloat16 (compiled) >= 1.6x float32 tokens/s (ours)", bf16 / fp32, 1.6, f"{bf16 / fp32:.2f}x"),
         target("124M: ours float32 >= 1.3x Hugging Face float32", fp32 / hf, 1.3, f"{fp32 / hf:.2f}x"),
-        target("124M: ours bfloat16 (compiled) >= 60% of the bandwidth limit", fraction, 0.6, f"{fraction:.0%}"),
+        target("124M: ours bfloat16 (compiled) >= 60% of the bandwidth limit", fraction, 0.6, at_best),
     ]
 
 
