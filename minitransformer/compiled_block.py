@@ -16,8 +16,9 @@ the eager bfloat16 step within bfloat16 rounding, and its greedy text against fl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cache
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
