@@ -148,3 +148,22 @@ def test_bytes_per_token_counts_weights_once_and_the_cache(dtype):
 
 def test_the_streaming_copy_measures_a_bandwidth():
     assert 1e8 < copy_bandwidth(2**20, 2) < 1e13  # bytes/s: between 100 MB/s and 10 TB/s
+
+
+def test_committed_fractions_divide_by_the_copies_interleaved_with_each_size():
+    """benchmarks/results/bandwidth-threads/latest.json: each size's limit is the median copy reading of its
+    own rounds; the last column divides by the run's best reading of all."""
+    import json
+    import statistics
+
+    report = json.loads((ROOT / "benchmarks/results/bandwidth-threads/latest.json").read_text())
+    metrics = report["sections"]["bandwidth"]["metrics"]
+    interleaved = metrics["interleaved_readings"]
+    best = max(metrics["bandwidth_readings"] + [r for size in interleaved.values() for r in size])
+    assert metrics["bandwidth_bytes_per_s"] == best
+    for size, variants in metrics["sizes"].items():
+        assert len(interleaved[size]) == 3  # one reading per timed round
+        for r in variants.values():
+            bytes_per_s = r["tokens_per_s"] * r["bytes_per_token"]
+            assert r["fraction_of_limit"] == pytest.approx(bytes_per_s / statistics.median(interleaved[size]))
+            assert r["fraction_of_best_reading"] == pytest.approx(bytes_per_s / best)
