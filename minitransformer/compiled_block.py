@@ -24,8 +24,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from . import matvec
 from .kv_cache import KVCache
+from .matvec import widened_linear
 from .positional import apply_rotary
 
 
@@ -44,12 +44,6 @@ class Block(NamedTuple):
     eps: float
 
 
-def applies(weight: torch.Tensor) -> bool:
-    """Whether a run that starts now steps its blocks by the compiled function: bfloat16 weights
-    within `matvec.compiled()`."""
-    return weight.dtype == torch.bfloat16 and matvec.compiling()
-
-
 def step(x, block: Block, cache: KVCache, mask=None, rotary=None):
     """One block for one new token: x (B, 1, C) -> (B, 1, C); appends its key and value to `cache`.
     mask: (B, 1, 1, L) bool over the L = cached + 1 positions, or None; rotary: (cos, sin) or None."""
@@ -65,7 +59,7 @@ def block_step(x, block: Block, past_keys, past_values, mask, rotary):
     a, k, v = attend(norm1(x) if block.norm_first else x, block, past_keys, past_values, mask, rotary)
     x = x + a if block.norm_first else norm1(x + a)
     h = norm2(x) if block.norm_first else x
-    f = product(block.activation(product(h, *block.ff1)), *block.ff2)
+    f = widened_linear(block.activation(widened_linear(h, *block.ff1)), *block.ff2)
     return (x + f if block.norm_first else norm2(x + f)), k, v
 
 
@@ -74,7 +68,7 @@ def attend(h, block: Block, past_keys, past_values, mask, rotary):
     The new key and value join the scores without being copied into the cache first."""
     B, _, C = h.shape
     H = block.n_heads
-    q, k, v = product(h, *block.qkv).view(B, 1, 3, H, C // H).permute(2, 0, 3, 1, 4)  # each (B, H, 1, D)
+    q, k, v = widened_linear(h, *block.qkv).view(B, 1, 3, H, C // H).permute(2, 0, 3, 1, 4)  # each (B, H, 1, D)
     if rotary is not None:
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
     q32 = q.float() / math.sqrt(C // H)
@@ -83,15 +77,7 @@ def attend(h, block: Block, past_keys, past_values, mask, rotary):
         scores = scores.masked_fill(~mask[:, :, 0], float("-inf"))  # mask (B, 1, 1, L) -> (B, 1, L)
     p = scores.softmax(-1)[..., None]  # (B, H, L, 1)
     out = (p[:, :, :-1] * past_values.float()).sum(-2) + p[:, :, -1] * v[:, :, 0].float()  # (B, H, D)
-    return product(out.to(h.dtype).reshape(B, 1, C), *block.out), k, v
-
-
-def product(x, weight, bias):
-    """F.linear(x, weight, bias): one row by the fused widening loop, several by torch's kernel."""
-    rows = x.reshape(-1, x.shape[-1])  # (N, in)
-    y = matvec.widened_product(rows, weight) if rows.shape[0] == 1 else F.linear(rows, weight)
-    y = y if bias is None else y + bias
-    return y.view(*x.shape[:-1], y.shape[-1])
+    return widened_linear(out.to(h.dtype).reshape(B, 1, C), *block.out), k, v
 
 
 @cache

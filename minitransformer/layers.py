@@ -127,7 +127,7 @@ class EncoderLayer(nn.Module):
     def step_weights(self):
         """The two LayerNorms as plain functions (a module call costs more than the norm here); for
         bfloat16 within `matvec.compiled()`, everything the compiled step reads (compiled_block.py)."""
-        if compiled_block.applies(self.ffn.linear1.weight):
+        if matvec.compiling(self.ffn.linear1.weight):
             return self.compiled_block()
         return layer_norm_function(self.norm1), layer_norm_function(self.norm2)
 

@@ -76,16 +76,17 @@ def compiled(enabled: bool = True):
         _settings["compiled"] = before
 
 
-def compiling() -> bool:
-    """Whether decoding runs that start now take the compiled bfloat16 loops (see `compiled`)."""
-    return _settings["compiled"]
+def compiling(weight: torch.Tensor) -> bool:
+    """Whether a decoding run that starts now multiplies `weight` by the compiled loop: a bfloat16
+    weight within `compiled()`."""
+    return weight.dtype == torch.bfloat16 and _settings["compiled"]
 
 
 def for_decoding(weight: torch.Tensor, bias: torch.Tensor | None):
     """(weight, bias) as one-token steps should multiply by them: row blocks, one per torch thread,
     where that pays (float32, at least 2 threads, a matrix past MIN_SPLIT_BYTES); the compiled loop
     for bfloat16 within `compiled()`; else unchanged."""
-    if weight.dtype == torch.bfloat16 and compiling():
+    if compiling(weight):
         return Fused(weight.detach()), bias  # a plain tensor: torch.compile fixes parameters' shapes
     parts = torch.get_num_threads()
     big = weight.numel() * weight.element_size() >= MIN_SPLIT_BYTES
@@ -98,7 +99,7 @@ def linear(x: torch.Tensor, weight, bias: torch.Tensor | None = None) -> torch.T
     """F.linear(x, weight, bias) where weight is a tensor (out, in) or its RowBlocks.
     x: (..., in) -> (..., out)."""
     if isinstance(weight, Fused):
-        return _fused_linear(x, weight.weight, bias)
+        return widened_linear(x, weight.weight, bias, _compiled_product())
     if not isinstance(weight, RowBlocks):
         return F.linear(x, weight, bias)
     rows = x.reshape(-1, x.shape[-1])  # (N, in)
@@ -112,12 +113,15 @@ def linear(x: torch.Tensor, weight, bias: torch.Tensor | None = None) -> torch.T
     return y.view(*x.shape[:-1], y.shape[-1])
 
 
-def _fused_linear(x, weight, bias):
-    """F.linear for a Fused weight: the compiled loop for one row, torch's kernel for more."""
-    if x.numel() != x.shape[-1]:  # several rows (beams, a batch): arithmetic matters again
+def widened_linear(x, weight, bias, product=None):
+    """F.linear(x, weight, bias) with one row by `product` (default widened_product; the compiled loop
+    for Fused weights), several rows by torch's kernel: there arithmetic matters again (beams, a batch)."""
+    rows = x.reshape(-1, x.shape[-1])  # (N, in)
+    if rows.shape[0] != 1:
         return F.linear(x, weight, bias)
-    y = _compiled_product()(x.reshape(1, -1), weight).view(*x.shape[:-1], -1)
-    return y if bias is None else y + bias
+    y = (product or widened_product)(rows, weight)  # (1, out)
+    y = y if bias is None else y + bias
+    return y.view(*x.shape[:-1], y.shape[-1])
 
 
 def widened_product(x, weight):
