@@ -10,7 +10,7 @@ far too little arithmetic to keep a CPU busy, so the step waits on memory. Its s
 
 Measured in the same run: the bandwidth, by a streaming copy (a large tensor `copy_`: bytes read +
 written / seconds, as STREAM's Copy counts it, with torch's threads, the best of 10 back to back). A
-shared host's bandwidth moves within minutes (31 to 55 GB/s within one run here), so the copy runs as
+shared host's bandwidth moves within minutes (28 to 56 GB/s within a run here), so the copy runs as
 one more entrant in each size's interleaved rounds, and each size's limit uses the median of those
 readings: the bandwidth of the same minutes as the decoding's median. Readings before each size and
 after the last are kept too, and every fraction is also given against the run's best reading. Then greedy
