@@ -6,8 +6,8 @@ torch's kernels for the LayerNorms, attention and GELU in between. Here the whol
 as plain tensor expressions (LayerNorm, the QKV product, attention over the cache, the output
 product, the feed-forward net), and torch.compile turns it into one C++ function: 12 calls per token
 at 124M, whose products read each weight once. Measured at 124M on 2 cores, interleaved in one
-process: 90-93 tokens/s against 73-81 with the products compiled one by one; 89-90 in the benchmark
-(benchmarks/results/bandwidth-threads/), where the products-one-by-one step had measured 75.
+process: 90-93 tokens/s against 73-81 with the products compiled one by one; 83-96 in the benchmark's
+runs (benchmarks/results/bandwidth-threads/), where the products-one-by-one step had measured 75.
 
 It is EncoderLayer.step's arithmetic in bfloat16 with the sums in float32 (the products, the
 attention scores and the weighted values): tests/test_compiled_block.py checks its logits against

@@ -4,7 +4,7 @@ Generating one token at batch 1 multiplies every weight matrix by a single vecto
 weight read, so the step's speed is how fast the cores can read weights from memory. On the CPUs
 we measured, torch runs a float32 `F.linear` with one input row on one core, whatever
 `torch.set_num_threads` says: a second thread sped a 124M float32 step up 1.03x before this module,
-1.63x with it (benchmarks/results/bandwidth-threads/).
+1.57-1.65x with it (benchmarks/results/bandwidth-threads/).
 
 The fix needs no new kernel. A weight W (out, in) is, with no copy, `parts` blocks of out // parts
 rows each, stacked as a batch (P, out // P, in). A batched matmul gives each block its own

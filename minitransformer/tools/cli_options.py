@@ -185,7 +185,7 @@ def add_train_options(train: argparse.ArgumentParser) -> None:
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """--threads N: torch.set_num_threads(N) first. Idle 2 cores (benchmarks/results/bandwidth-threads): 2 threads
-    train 1.6-1.9x faster than 1 and generate 1.1-1.6x faster; None keeps torch's choice."""
+    train 1.2-1.9x faster than 1 and generate 1.2-1.65x faster; None keeps torch's choice."""
     parser.add_argument(
         "--threads",
         type=POSITIVE,
