@@ -18,6 +18,7 @@ from .beam_search import beam_search
 from .config import TransformerConfig
 from .data import load_text, train_val_split
 from .errors import (
+    AssistantError,
     CheckpointError,
     ConfigError,
     MiniTransformerError,

@@ -14,6 +14,11 @@ class ConfigError(MiniTransformerError, ValueError):
     """A `TransformerConfig` (or another settings object) that cannot build what it describes."""
 
 
+class AssistantError(ConfigError):
+    """An assistant_model that cannot draft for this generation (assisted decoding needs greedy search on one
+    prompt of a decoder-only model, within its context): callers may fall back to the model alone."""
+
+
 class ShapeError(MiniTransformerError, ValueError):
     """A tensor of the wrong shape: the message says which argument and which shape was expected."""
 

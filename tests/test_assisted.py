@@ -125,7 +125,7 @@ def test_a_good_assistant_has_most_drafts_kept(shakespeare):
 def test_what_assisted_decoding_cannot_do_is_named(call, match):
     kwargs = dict(input_ids=torch.zeros(1, 3, dtype=torch.long), assistant_model=tiny_gpt(1), max_new_tokens=10)
     kwargs |= call
-    with pytest.raises(mt.ConfigError, match=f"assistant_model: assisted generation needs .*{match}"):
+    with pytest.raises(mt.AssistantError, match=f"assistant_model: assisted generation needs .*{match}"):
         mt.generate(tiny_gpt(0), **kwargs)
 
 
@@ -163,3 +163,25 @@ def test_the_pipeline_and_the_command_line_draft_in_bfloat16(capsys):
     assert texts["float32"] == texts["bfloat16-assisted"]
     with pytest.raises(ValueError, match="assistant_dtype drafts greedy tokens for task 'text-generation'"):
         mt.pipeline("fill-mask", model="shakespeare-mlm", assistant_dtype="bfloat16")
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(max_length=300),  # past the context: the model slides, assisted decoding cannot
+    dict(max_new_tokens=20, use_cache=False),
+    dict(max_new_tokens=20, do_sample=True, top_k=1),
+    dict(max_new_tokens=20, num_beams=2),
+], ids=["max_length-past-the-context", "no-cache", "sampling", "beams"])
+def test_the_assisted_pipeline_falls_back_to_the_model_wherever_generate_would_refuse_the_assistant(kwargs):
+    """The pipeline asks the generation's own check (AssistantError), so it never passes an assistant that
+    generate refuses: the result is the plain pipeline's, with its warnings once."""
+    import warnings
+
+    plain = mt.pipeline("text-generation", model="shakespeare-char")
+    assisted = mt.pipeline("text-generation", model="shakespeare-char", assistant_dtype="bfloat16")
+    results = []
+    for pipe in (plain, assisted):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            text = pipe("ROMEO:", **kwargs, generator=torch.Generator().manual_seed(0))
+        results.append((text, [str(w.message) for w in caught]))
+    assert results[0] == results[1]

@@ -326,6 +326,13 @@ CASES = [
         ValueError,
         "bos_token_id",
     ),
+    (
+        "generate",
+        "assistant_model with sampling",
+        lambda: mt.generate(gpt(), ids(1, 2), assistant_model=gpt(), do_sample=True, max_new_tokens=2),
+        mt.AssistantError,
+        "assistant_model: assisted generation needs greedy search",
+    ),
     ("pipeline", "unknown task", lambda: pipeline("translation"), ValueError, "unknown task 'translation'"),
     (
         "load_pretrained",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError, describe
+from ..errors import AssistantError, describe
 from .decoding import eval_mode
 
 
@@ -49,7 +49,7 @@ def check_assistant(run, assistant) -> None:
     elif run.recorder is not None:
         why = "no per-step record: output_scores, output_logits and output_attentions must be False"
     if why:
-        raise ConfigError(f"assistant_model: assisted generation needs {why}")
+        raise AssistantError(f"assistant_model: assisted generation needs {why}")
 
 
 def assisted_greedy(run, assistant, streamer=None) -> torch.Tensor:

@@ -28,11 +28,12 @@ the character and its position.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 
 from ..checks import is_int, require_bool, require_int
-from ..errors import ConfigError, describe
+from ..errors import AssistantError, ConfigError, describe
 from ..generation import generate
 from ..models import GPT, MaskedLM, Seq2SeqTransformer
 from .pretrained import load_model
@@ -156,9 +157,7 @@ class TextGenerationPipeline(_Pipeline):
         for length, members in by_length.items():
             for start in range(0, len(members), batch_size):
                 group = members[start : start + batch_size]
-                assisted = self._can_assist(len(group), length, kwargs)
-                batch = torch.stack([ids[i] for i in group])
-                out = generate(self.model, batch, **assisted, **kwargs)  # (len(group) * n, L)
+                out = self._generate(torch.stack([ids[i] for i in group]), kwargs)  # (len(group) * n, L)
                 new = [self.tokenizer.decode(row[length:].tolist(), skip_special_tokens=True) for row in out]
                 n = len(new) // len(group)  # num_return_sequences
                 for k, i in enumerate(group):
@@ -169,13 +168,23 @@ class TextGenerationPipeline(_Pipeline):
         return results
 
 
-    def _can_assist(self, prompts: int, length: int, kwargs) -> dict:
-        """{"assistant_model": ...} where assisted decoding applies (greedy, one prompt, within the context)."""
-        greedy = not kwargs.get("do_sample") and kwargs.get("num_beams", 1) == 1
-        plain = not any(kwargs.get(k) for k in ("output_scores", "output_logits", "output_attentions"))
-        fits = length + kwargs.get("max_new_tokens", 20) - 1 <= self.model.config.max_len
-        usable = self.assistant is not None and greedy and plain and fits and prompts == 1
-        return {"assistant_model": self.assistant} if usable else {}
+    def _generate(self, batch, kwargs):
+        """generate(...) with the drafting copy where assisted decoding applies, else the model alone. The
+        generation's own check decides (greedy, one prompt, within the context, ...: assisted.check_assistant);
+        its warnings are shown once, from the call that runs."""
+        if self.assistant is None:
+            return generate(self.model, batch, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                out = generate(self.model, batch, assistant_model=self.assistant, **kwargs)
+            except AssistantError:  # sampling, beams, several prompts, past the context, no cache, ...
+                out = None
+        if out is None:
+            return generate(self.model, batch, **kwargs)
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return out
 
 
 class FillMaskPipeline(_Pipeline):
