@@ -167,7 +167,6 @@ class TextGenerationPipeline(_Pipeline):
                     results[i] = [{"generated_text": prefix + t} for t in new[k * n : (k + 1) * n]]
         return results
 
-
     def _generate(self, batch, kwargs):
         """generate(...) with the drafting copy where assisted decoding applies, else the model alone. The
         generation's own check decides (greedy, one prompt, within the context, ...: assisted.check_assistant);
