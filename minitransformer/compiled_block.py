@@ -17,13 +17,13 @@ the eager bfloat16 step within bfloat16 rounding, and its greedy text against fl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import cache
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from . import matvec, native_step
 from .kv_cache import KVCache
 from .matvec import widened_linear
 from .positional import apply_rotary
@@ -40,13 +40,16 @@ class Block(NamedTuple):
     ff2: tuple  # (W2 (C, d_ff), b2)
     n_heads: int
     norm_first: bool
-    activation: Callable
+    activation: str  # "relu", "gelu" or "gelu_tanh"
     eps: float
 
 
 def step(x, block: Block, cache: KVCache, mask=None, rotary=None):
     """One block for one new token: x (B, 1, C) -> (B, 1, C); appends its key and value to `cache`.
-    mask: (B, 1, 1, L) bool over the L = cached + 1 positions, or None; rotary: (cos, sin) or None."""
+    mask: (B, 1, 1, L) bool over the L = cached + 1 positions, or None; rotary: (cos, sin) or None.
+    One row with no masked position and no rotary takes native_step.c's step instead."""
+    if matvec.native() and native_step.applies(x, cache, mask, rotary):
+        return native_step.block_step(x, block, cache)
     x, k, v = _compiled()(x, block, cache.keys, cache.values, mask, rotary)
     cache.append(k, v)
     return x
@@ -59,8 +62,12 @@ def block_step(x, block: Block, past_keys, past_values, mask, rotary):
     a, k, v = attend(norm1(x) if block.norm_first else x, block, past_keys, past_values, mask, rotary)
     x = x + a if block.norm_first else norm1(x + a)
     h = norm2(x) if block.norm_first else x
-    f = widened_linear(block.activation(widened_linear(h, *block.ff1)), *block.ff2)
+    f = widened_linear(activate(block.activation, widened_linear(h, *block.ff1)), *block.ff2)
     return (x + f if block.norm_first else norm2(x + f)), k, v
+
+
+def activate(name: str, h):
+    return F.relu(h) if name == "relu" else F.gelu(h, approximate="tanh" if name == "gelu_tanh" else "none")
 
 
 def attend(h, block: Block, past_keys, past_values, mask, rotary):

@@ -28,6 +28,7 @@ class KVCache:
         self._k = self._v = None  # (B, H, max_len, D) once allocated
         self._spare = None  # a second (keys, values) buffer for `reorder`
         self._step_weights = {}
+        self.native = None  # native_step.py's description of this layer's step, made at its first step
 
     def step_weights(self, module):
         """`module.step_weights()`, gathered at the first step of the run and kept for the rest."""
@@ -39,8 +40,7 @@ class KVCache:
     def append(self, k, v):
         """Store k, v of shape (B, H, T, D); return all keys and values so far, (B, H, length, D)."""
         t = k.shape[-2]
-        if self.length + t > self.max_len:
-            raise ShapeError(f"KV cache full: {self.length} + {t} tokens exceed max_len={self.max_len}")
+        self._check_room(t)
         if self._k is None:
             self._k = k.new_empty((*k.shape[:-2], self.max_len, k.shape[-1]))
             self._v = v.new_empty((*v.shape[:-2], self.max_len, v.shape[-1]))
@@ -48,6 +48,20 @@ class KVCache:
         self._v.narrow(-2, self.length, t).copy_(v)
         self.length += t
         return self.keys, self.values
+
+    def writable(self, t: int):
+        """The whole (B, H, max_len, D) key and value storage, for a step that writes its t new positions
+        there itself (native_step.c), after checking they fit; it then calls `advance(t)`."""
+        self._check_room(t)
+        return self._k, self._v
+
+    def advance(self, t: int):
+        """Count t more positions as filled (their keys and values were written through `writable`)."""
+        self.length += t
+
+    def _check_room(self, t: int):
+        if self.length + t > self.max_len:
+            raise ShapeError(f"KV cache full: {self.length} + {t} tokens exceed max_len={self.max_len}")
 
     def crop(self, length: int):
         """Forget the positions from `length` on (assisted decoding drops the drafts the model rejected)."""

@@ -138,7 +138,7 @@ class EncoderLayer(nn.Module):
         return compiled_block.Block(
             norm1=pair(self.norm1), qkv=self.self_attn.stacked_qkv(), out=pair(self.self_attn.w_o),
             norm2=pair(self.norm2), ff1=pair(ffn.linear1), ff2=pair(ffn.linear2), n_heads=self.self_attn.n_heads,
-            norm_first=self.norm_first, activation=ACTIVATIONS[ffn.activation], eps=self.norm1.eps,
+            norm_first=self.norm_first, activation=ffn.activation, eps=self.norm1.eps,
         )
 
 

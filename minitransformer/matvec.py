@@ -32,6 +32,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from . import native_step
 from .checks import checked, integer
 from .errors import ShapeError, describe
 
@@ -39,7 +40,7 @@ from .errors import ShapeError, describe
 # at 2 threads, ms per token: d_model 128 (256 KB matrices) 0.57 split, 0.47 whole; d_model 256 with
 # the 768 KB and 1 MB matrices split and the 256 KB one whole, 1.32, against 1.41 all split, 2.27 none.
 MIN_SPLIT_BYTES = 512 * 1024
-_settings = {"compiled": False}
+_settings = {"compiled": False, "native": True}
 
 
 class RowBlocks(NamedTuple):
@@ -67,19 +68,27 @@ class Fused(NamedTuple):
 
 
 @contextmanager
-def compiled(enabled: bool = True):
-    """Within the block, decoding runs that start multiply bfloat16 weights by the compiled loop."""
-    before, _settings["compiled"] = _settings["compiled"], bool(enabled)
+def compiled(enabled: bool = True, native: bool = True):
+    """Within the block, decoding runs that start multiply bfloat16 weights by compiled code: our own C
+    (native_step.c) where it applies and builds, else torch.compile's. native=False: torch.compile's only."""
+    before = dict(_settings)
+    _settings.update(compiled=bool(enabled), native=bool(native))
     try:
         yield
     finally:
-        _settings["compiled"] = before
+        _settings.update(before)
 
 
 def compiling(weight: torch.Tensor) -> bool:
     """Whether a decoding run that starts now multiplies `weight` by the compiled loop: a bfloat16
     weight within `compiled()`."""
     return weight.dtype == torch.bfloat16 and _settings["compiled"]
+
+
+def native() -> bool:
+    """Whether compiled steps take native_step.c where it applies: within `compiled()` (native not
+    turned off) and with the C library built (the first call builds it)."""
+    return _settings["compiled"] and _settings["native"] and native_step.library() is not None
 
 
 def for_decoding(weight: torch.Tensor, bias: torch.Tensor | None):
@@ -99,6 +108,8 @@ def linear(x: torch.Tensor, weight, bias: torch.Tensor | None = None) -> torch.T
     """F.linear(x, weight, bias) where weight is a tensor (out, in) or its RowBlocks.
     x: (..., in) -> (..., out)."""
     if isinstance(weight, Fused):
+        if x.numel() == x.shape[-1] and native():  # one row
+            return native_step.linear(x.reshape(1, -1), weight.weight, bias).view(*x.shape[:-1], -1)
         return widened_linear(x, weight.weight, bias, _compiled_product())
     if not isinstance(weight, RowBlocks):
         return F.linear(x, weight, bias)

@@ -16,6 +16,7 @@ LEVELS = [
     ["checks", "files"],
     ["config"],
     ["masks", "positional"],
+    ["native_step"],
     ["kv_cache", "matvec", "compiled_block", "attention"],
     ["layers", "recurrent"],
     ["models"],

@@ -57,13 +57,14 @@ def test_compiled_block_only_for_bfloat16_within_compiled():
     assert not isinstance(bf16.step_weights(), compiled_block.Block)
 
 
-def test_compiled_greedy_text_equals_float32s():
+@pytest.mark.parametrize("native", [False, True], ids=["torch.compile", "native_step.c"])
+def test_compiled_greedy_text_equals_float32s(native):
     """Sums in float32 keep the compiled bfloat16 step near float32: the same greedy text here."""
-    model = bf16_gpt(seed=3, n_layers=3)
-    reference = bf16_gpt(seed=3, n_layers=3).float()
+    model = bf16_gpt(seed=3, n_layers=3, pos_encoding="learned")
+    reference = bf16_gpt(seed=3, n_layers=3, pos_encoding="learned").float()
     prompt = torch.randint(0, 61, (1, 6))
     with torch.no_grad():
-        with matvec.compiled():
+        with matvec.compiled(native=native):
             fast = generate(model, prompt, max_new_tokens=30, do_sample=False)
         slow = generate(reference, prompt, max_new_tokens=30, do_sample=False)
     assert torch.equal(fast, slow)

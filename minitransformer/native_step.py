@@ -1,0 +1,120 @@
+"""A bfloat16 block's one-token step in C (native_step.c), for batch-1 decoding within `matvec.compiled()`.
+
+compiled_block.py lets torch.compile turn the block's tensor expressions into C++. At GPT-2's 124M
+shape that step still spent about a third of its time outside the reading of weights: a Python call
+into the compiled function per block (guards, about 70 µs), and torch's loops between the products.
+native_step.c is the same arithmetic written out by hand in one OpenMP region per block, so the
+threads go from one product to the next with only a barrier between. It covers what a GPT's
+batch-1 greedy or sampled decoding needs (no padding mask, no rotary positions); anything else keeps
+compiled_block's step. tests/test_native_step.py checks it against the eager bfloat16 step.
+
+The source is compiled once per machine with the system's C compiler (`cc`, or $CC) into a cache
+folder ($MINITRANSFORMER_CACHE, default ~/.cache/minitransformer), and loaded with ctypes. It runs on
+torch's own OpenMP threads (the library loads the libgomp torch has loaded), so `torch.set_num_threads`
+applies. Without a compiler, or if the build fails, decoding keeps the torch.compile path and says so
+once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from functools import cache
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("native_step.c")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+ACTIVATIONS = {"relu": 0, "gelu": 1, "gelu_tanh": 2}  # native_step.c's numbering
+_pointer = ctypes.c_void_p
+
+
+class _Block(ctypes.Structure):
+    """native_step.c's Block, field for field."""
+    _fields_ = [(name, _pointer) for name in (
+        "norm1_w", "norm1_b", "qkv_w", "qkv_b", "out_w", "out_b",
+        "norm2_w", "norm2_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b", "past_k", "past_v")] + [
+        ("cache_stride", ctypes.c_int64), ("past", ctypes.c_int), ("C", ctypes.c_int), ("H", ctypes.c_int),
+        ("F", ctypes.c_int), ("norm_first", ctypes.c_int), ("activation", ctypes.c_int), ("eps", ctypes.c_float)]
+
+
+def cache_folder() -> Path:
+    return Path(os.environ.get("MINITRANSFORMER_CACHE") or Path.home() / ".cache" / "minitransformer")
+
+
+def build(compiler: str | None = None) -> Path:
+    """Compile native_step.c (once per source, flags and compiler) -> the shared library's path.
+    Raises RuntimeError with the compiler's message if it cannot."""
+    compiler = compiler or os.environ.get("CC") or "cc"
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C compiler: {compiler!r} is not on PATH (set CC to use another)")
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join((compiler, *FLAGS)).encode()).hexdigest()[:16]
+    target = cache_folder() / f"native_step-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        built = Path(scratch) / target.name
+        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built), "-lm"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} could not compile {SOURCE.name}: {done.stderr.strip()[-500:]}")
+        os.replace(built, target)  # whole or absent: another process may be loading it
+    return target
+
+
+@cache
+def library() -> ctypes.CDLL | None:
+    """The compiled native_step.c, or None (with one warning saying why) where it cannot be built."""
+    try:
+        lib = ctypes.CDLL(str(build()))
+    except (RuntimeError, OSError) as error:
+        warnings.warn(f"native decoding step unavailable, using torch.compile's: {error}", stacklevel=2)
+        return None
+    lib.block_step.argtypes = [ctypes.POINTER(_Block), _pointer, _pointer]
+    lib.linear.argtypes = [_pointer, _pointer, _pointer, _pointer, ctypes.c_int, ctypes.c_int]
+    return lib
+
+
+def applies(x: torch.Tensor, cache, mask, rotary) -> bool:
+    """Whether the native step computes this block step: one row, no rotary, no masked position, and a
+    cache already holding keys (the prompt's)."""
+    return x.shape[0] == 1 and rotary is None and cache.length > 0 and (mask is None or bool(mask.all()))
+
+
+def block_step(x: torch.Tensor, block, cache) -> torch.Tensor:
+    """compiled_block.step for one row: x (1, 1, C) bfloat16 -> (1, 1, C); adds the key and value to `cache`."""
+    if cache.native is None:  # the weights' addresses, gathered once per run like the weights themselves
+        cache.native = _native_block(block)
+    keys, values = cache.writable(1)  # (1, H, max_len, D)
+    native = cache.native
+    native.past_k, native.past_v, native.cache_stride, native.past = (
+        keys.data_ptr(), values.data_ptr(), keys.stride(1), cache.length)
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    library().block_step(ctypes.byref(native), x.data_ptr(), out.data_ptr())
+    cache.advance(1)
+    return out
+
+
+def _native_block(block) -> _Block:
+    pointer = lambda t: None if t is None else t.data_ptr()
+    tensors = [*block.norm1, *block.qkv, *block.out, *block.norm2, *block.ff1, *block.ff2]
+    C, F = block.ff1[0].shape[1], block.ff1[0].shape[0]
+    return _Block(*map(pointer, tensors), None, None, 0, 0, C, block.n_heads, F, block.norm_first,
+                  ACTIVATIONS[block.activation], block.eps)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x (1, in) @ weight.T + bias in float32 sums, rounded once to bfloat16: -> (1, out)."""
+    out, d_in = weight.shape
+    x = x.contiguous()
+    y = x.new_empty(1, out)
+    library().linear(weight.data_ptr(), None if bias is None else bias.data_ptr(), x.data_ptr(), y.data_ptr(),
+                     out, d_in)
+    return y
