@@ -12,6 +12,11 @@ runs (benchmarks/results/bandwidth-threads/), where the products-one-by-one step
 It is EncoderLayer.step's arithmetic in bfloat16 with the sums in float32 (the products, the
 attention scores and the weighted values): tests/test_compiled_block.py checks its logits against
 the eager bfloat16 step within bfloat16 rounding, and its greedy text against float32's.
+
+For one row with no padding and no rotary positions (a GPT-2's greedy or sampled decoding) `step` hands
+the block to native_step.c, the same arithmetic written out in C, which removes the Python call into
+the compiled function and torch's loops between the products: 120-129 tokens/s at 124M where this
+function's step gave 79-93 in the same minutes. Everything else (batches, beams, padding, RoPE) runs here.
 """
 
 from __future__ import annotations

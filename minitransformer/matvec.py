@@ -15,10 +15,12 @@ the results equal to F.linear's within float32 rounding.
 bfloat16 has the opposite problem: torch's kernel for one row converts and multiplies too slowly to
 wait on memory (about 9 GB/s of weights per core here). `with compiled():` lets torch.compile write
 the product as what it is, one fused loop that reads each bfloat16 weight, widens it and adds
-weight x input into a float32 sum: the products alone run about 2x as fast at 124M. It needs a C++ compiler
+weight x input into a float32 sum: the products alone run about 2x as fast at 124M. It needs a C compiler
 and compiles once per process (seconds), so it is opt-in
 (`generate --dtype bfloat16-compiled`). Within it, a GPT's blocks go further: compiled_block.py
-compiles each block's whole step, products and all, as one function.
+compiles each block's whole step, products and all, as one function; and where the step has one row,
+no padding and no rotary positions, native_step.c does the block and the output layer's product in
+hand-written C instead (compiled(native=False) keeps torch.compile's code, to compare).
 
 Used by the decoding `step`s of attention.py, layers.py and models/gpt.py.
 """

@@ -50,8 +50,10 @@ static void layer_norm(const float *x, const bf16 *weight, const bf16 *bias, flo
     #pragma omp single
     {
         float mean = 0.0f, var = 0.0f;
+        #pragma omp simd reduction(+ : mean)
         for (int i = 0; i < C; i++) mean += x[i];
         mean /= C;
+        #pragma omp simd reduction(+ : var)
         for (int i = 0; i < C; i++) var += (x[i] - mean) * (x[i] - mean);
         float scale = 1.0f / sqrtf(var / C + eps);
         for (int i = 0; i < C; i++) out[i] = (x[i] - mean) * scale * at(weight, i, 1.0f) + at(bias, i, 0.0f);
@@ -95,6 +97,7 @@ static void attend_head(const Block *b, const float *q, const float *k, const fl
         float s = 0.0f;
         if (t < b->past) {
             const bf16 *cached = b->past_k + (int64_t)t * D;
+            #pragma omp simd reduction(+ : s)
             for (int d = 0; d < D; d++) s += q[d] * widen(cached[d]);
         } else {
             for (int d = 0; d < D; d++) s += q[d] * key[d];
@@ -164,7 +167,10 @@ void linear(const bf16 *w, const bf16 *bias, const bf16 *x_in, bf16 *y_out, int 
     float *y = x + cols;
     for (int i = 0; i < cols; i++) x[i] = widen(x_in[i]);
     #pragma omp parallel
-    product(w, bias, x, y, rows, cols);
-    for (int r = 0; r < rows; r++) y_out[r] = narrow(y[r]);
+    {
+        product(w, bias, x, y, rows, cols);
+        #pragma omp for schedule(static)
+        for (int r = 0; r < rows; r++) y_out[r] = narrow(y[r]);  /* 50,257 of them for GPT-2's logits */
+    }
     free(x);
 }

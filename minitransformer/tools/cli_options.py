@@ -255,8 +255,9 @@ def add_generate_options(gen: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=["float32", "bfloat16", "bfloat16-compiled", "bfloat16-assisted"],
         help="the weights' and KV cache's format: bfloat16 reads half the bytes per token, and its greedy "
-        "text can part from float32's at near-ties; bfloat16-compiled: torch.compile writes each block's step "
-        "(faster; needs a C++ compiler, seconds to compile); bfloat16-assisted: a bfloat16 copy drafts "
+        "text can part from float32's at near-ties; bfloat16-compiled: each block's step as compiled code, "
+        "our C for one prompt without padding, else torch.compile's (faster; needs a C compiler, seconds to "
+        "compile at first use); bfloat16-assisted: a bfloat16 copy drafts "
         "tokens, the float32 model checks them (float32's greedy text) (default: float32)",
     )
     add_threads_option(gen)
