@@ -53,7 +53,7 @@ def step(x, block: Block, cache: KVCache, mask=None, rotary=None):
     """One block for one new token: x (B, 1, C) -> (B, 1, C); appends its key and value to `cache`.
     mask: (B, 1, 1, L) bool over the L = cached + 1 positions, or None; rotary: (cos, sin) or None.
     One row with no masked position and no rotary takes native_step.c's step instead."""
-    if matvec.native() and native_step.applies(x, cache, mask, rotary):
+    if matvec.native() and native_step.applies(x, block, cache, mask, rotary):
         return native_step.block_step(x, block, cache)
     x, k, v = _compiled()(x, block, cache.keys, cache.values, mask, rotary)
     cache.append(k, v)

@@ -110,7 +110,7 @@ def linear(x: torch.Tensor, weight, bias: torch.Tensor | None = None) -> torch.T
     """F.linear(x, weight, bias) where weight is a tensor (out, in) or its RowBlocks.
     x: (..., in) -> (..., out)."""
     if isinstance(weight, Fused):
-        if x.numel() == x.shape[-1] and native():  # one row
+        if native_step.can_multiply(x, weight.weight, bias) and native():
             return native_step.linear(x.reshape(1, -1), weight.weight, bias).view(*x.shape[:-1], -1)
         return widened_linear(x, weight.weight, bias, _compiled_product())
     if not isinstance(weight, RowBlocks):

@@ -8,7 +8,7 @@ threads go from one product to the next with only a barrier between. It covers w
 batch-1 greedy or sampled decoding needs (no padding mask, no rotary positions); anything else keeps
 compiled_block's step. tests/test_native_step.py checks it against the eager bfloat16 step.
 
-The source is compiled once per machine with the system's C compiler (`cc`, or $CC) into a cache
+The source is compiled once per machine with the system's C compiler ($CC, else cc, gcc or clang) into a cache
 folder ($MINITRANSFORMER_CACHE, default ~/.cache/minitransformer), and loaded with ctypes. It runs on
 torch's own OpenMP threads (the library loads the libgomp torch has loaded), so `torch.set_num_threads`
 applies. Without a compiler, or if the build fails, decoding keeps the torch.compile path and says so
@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -51,10 +52,11 @@ def cache_folder() -> Path:
 def build(compiler: str | None = None) -> Path:
     """Compile native_step.c (once per source, flags and compiler) -> the shared library's path.
     Raises RuntimeError with the compiler's message if it cannot."""
-    compiler = compiler or os.environ.get("CC") or "cc"
+    compiler = compiler or os.environ.get("CC") or next(filter(shutil.which, ("cc", "gcc", "clang")), "cc")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler: {compiler!r} is not on PATH (set CC to use another)")
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join((compiler, *FLAGS)).encode()).hexdigest()[:16]
+    # -march=native: a build fits this CPU only, so the CPU is part of the name (home folders get shared)
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join((compiler, *FLAGS, _cpu())).encode()).hexdigest()[:16]
     target = cache_folder() / f"native_step-{key}.so"
     if target.exists():
         return target
@@ -66,6 +68,15 @@ def build(compiler: str | None = None) -> Path:
             raise RuntimeError(f"{compiler} could not compile {SOURCE.name}: {done.stderr.strip()[-500:]}")
         os.replace(built, target)  # whole or absent: another process may be loading it
     return target
+
+
+def _cpu() -> str:
+    """The CPU's model and instruction sets (Linux), or what Python knows of it elsewhere."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    return " ".join(line for line in lines[:30] if line.startswith(("model name", "flags", "Features")))
 
 
 @cache
@@ -81,16 +92,21 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-def applies(x: torch.Tensor, cache, mask, rotary) -> bool:
-    """Whether the native step computes this block step: one row, no rotary, no masked position, and a
-    cache already holding keys (the prompt's)."""
-    return x.shape[0] == 1 and rotary is None and cache.length > 0 and (mask is None or bool(mask.all()))
+def applies(x: torch.Tensor, block, cache, mask, rotary) -> bool:
+    """Whether the native step computes this block step: one bfloat16 row, no rotary, no masked position,
+    a cache already holding the prompt's keys, and every tensor the block reads bfloat16 and contiguous."""
+    if x.shape[0] != 1 or x.dtype != torch.bfloat16 or rotary is not None or cache.length == 0:
+        return False
+    if mask is not None and not bool(mask.all()):
+        return False
+    if cache.native is None:  # the weights' addresses, gathered once per run like the weights themselves
+        cache.native = _native_block(block, cache)
+    return cache.native is not False
 
 
 def block_step(x: torch.Tensor, block, cache) -> torch.Tensor:
-    """compiled_block.step for one row: x (1, 1, C) bfloat16 -> (1, 1, C); adds the key and value to `cache`."""
-    if cache.native is None:  # the weights' addresses, gathered once per run like the weights themselves
-        cache.native = _native_block(block)
+    """compiled_block.step for one row, where `applies`: x (1, 1, C) -> (1, 1, C); adds the key and value
+    to `cache`."""
     keys, values = cache.writable(1)  # (1, H, max_len, D)
     native = cache.native
     native.past_k, native.past_v, native.cache_stride, native.past = (
@@ -102,12 +118,26 @@ def block_step(x: torch.Tensor, block, cache) -> torch.Tensor:
     return out
 
 
-def _native_block(block) -> _Block:
-    pointer = lambda t: None if t is None else t.data_ptr()
+def _native_block(block, cache) -> _Block | bool:
+    """native_step.c's Block for `block`, or False where its tensors are not all bfloat16 and contiguous
+    (a model cast in part, say): then torch.compile's step runs."""
     tensors = [*block.norm1, *block.qkv, *block.out, *block.norm2, *block.ff1, *block.ff2]
+    keys, _ = cache.writable(0)
+    if not all(_is_bf16(t) for t in tensors if t is not None) or keys.dtype != torch.bfloat16 or keys.stride(-1) != 1:
+        return False
+    pointer = lambda t: None if t is None else t.data_ptr()
     C, F = block.ff1[0].shape[1], block.ff1[0].shape[0]
     return _Block(*map(pointer, tensors), None, None, 0, 0, C, block.n_heads, F, block.norm_first,
                   ACTIVATIONS[block.activation], block.eps)
+
+
+def _is_bf16(t: torch.Tensor) -> bool:
+    return t.dtype == torch.bfloat16 and t.is_contiguous()
+
+
+def can_multiply(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether `linear` takes these: one row, all bfloat16 and contiguous."""
+    return x.numel() == x.shape[-1] and _is_bf16(x) and _is_bf16(weight) and (bias is None or _is_bf16(bias))
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
