@@ -14,13 +14,15 @@ shared host's bandwidth moves within minutes (28 to 56 GB/s within a run here), 
 one more entrant in each size's interleaved rounds, and each size's limit uses the median of those
 readings: the bandwidth of the same minutes as the decoding's median. Readings before each size and
 after the last are kept too, and every fraction is also given against the run's best reading. For the
-compiled bfloat16 step (the target's row) each round's fraction is given as well, against the copy
+native bfloat16 step (the target's row) each round's fraction is given as well, against the copy
 reading that closed the round: on this host the copy's readings fall into two groups (about 35 and
-about 50 GB/s) while decoding's speed hardly moves, so the fraction depends on the group. Then greedy
+about 50 GB/s) and the fraction depends on the group. Then greedy
 decoding at batch 1 (a 16-token prompt, then new tokens with the KV cache) for three sizes, GPT-2's
 architecture with random weights (speed does not depend on the values): the bundled shakespeare-char
 shape, GPT-2 small (124M) and one in between. Variants: our GPT in float32 and in bfloat16 (weights and
-cache, `model.to(torch.bfloat16)`; "compiled": its products by torch.compile's fused loop, matvec.py),
+cache, `model.to(torch.bfloat16)`; "compiled": each block's step by torch.compile, compiled_block.py, run
+with `matvec.compiled(native=False)`; "native": the same step in our C, native_step.c, what
+`generate --dtype bfloat16-compiled` runs),
 and Hugging Face's GPT2LMHeadModel with the same weights, in float32
 and bfloat16; and "ours assisted": the float32 model with a bfloat16 copy drafting 20 tokens per check
 (generation/assisted.py), whose text is float32's greedy text. Each row gives tokens/s and its fraction
@@ -28,8 +30,9 @@ of the limit for the bytes it reads per token (assisted: the drafts' bfloat16 st
 checks, each shared by the tokens it keeps). A model
 that fits in the CPU's last-level cache (the bundled one, 19 MB in float32) is not bound by memory
 bandwidth, and can exceed "100%". "matmuls alone" times only the step's matrix products (torch's
-kernels, with the split over threads that our fp32 step uses, matvec.py): no decoder built on these
-kernels can beat it, so it shows how much of the gap is the kernels' and how much is ours.
+kernels, with the split over threads that our fp32 step uses, matvec.py; torch.compile's loop; our C's):
+no decoder built on these kernels can beat it, so it shows how much of the gap is the kernels' and how much
+is ours.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ the eager bfloat16 step within bfloat16 rounding, and its greedy text against fl
 
 For one row with no padding and no rotary positions (a GPT-2's greedy or sampled decoding) `step` hands
 the block to native_step.c, the same arithmetic written out in C, which removes the Python call into
-the compiled function and torch's loops between the products: 120-129 tokens/s at 124M where this
-function's step gave 79-93 in the same minutes. Everything else (batches, beams, padding, RoPE) runs here.
+the compiled function and torch's loops between the products: 106-107 tokens/s at 124M in the
+benchmark's runs, where this function's step gives 89-92. Everything else (batches, beams, padding, RoPE)
+runs here.
 """
 
 from __future__ import annotations

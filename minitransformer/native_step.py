@@ -1,11 +1,13 @@
 """A bfloat16 block's one-token step in C (native_step.c), for batch-1 decoding within `matvec.compiled()`.
 
 compiled_block.py lets torch.compile turn the block's tensor expressions into C++. At GPT-2's 124M
-shape that step still spent about a third of its time outside the reading of weights: a Python call
-into the compiled function per block (guards, about 70 µs), and torch's loops between the products.
+shape that step still spends much of its time outside the reading of weights: a Python call into the
+compiled function per block (guards, about 70 µs), and torch's loops between the products.
 native_step.c is the same arithmetic written out by hand in one OpenMP region per block, so the
-threads go from one product to the next with only a barrier between. It covers what a GPT's
-batch-1 greedy or sampled decoding needs (no padding mask, no rotary positions); anything else keeps
+threads go from one product to the next with only a barrier between. In the benchmark's interleaved
+rounds at 124M (benchmarks/results/bandwidth-threads/) it decodes at 106-107 tokens/s where
+torch.compile's step gives 89-92 (2 cores). It covers what a GPT's batch-1 greedy or sampled decoding
+needs (no padding mask, no rotary positions, bfloat16 throughout); anything else keeps
 compiled_block's step. tests/test_native_step.py checks it against the eager bfloat16 step.
 
 The source is compiled once per machine with the system's C compiler ($CC, else cc, gcc or clang) into a cache
