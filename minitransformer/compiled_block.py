@@ -13,11 +13,10 @@ It is EncoderLayer.step's arithmetic in bfloat16 with the sums in float32 (the p
 attention scores and the weighted values): tests/test_compiled_block.py checks its logits against
 the eager bfloat16 step within bfloat16 rounding, and its greedy text against float32's.
 
-For one row with no padding and no rotary positions (a GPT-2's greedy or sampled decoding) `step` hands
-the block to native_step.c, the same arithmetic written out in C, which removes the Python call into
-the compiled function and torch's loops between the products: 106-107 tokens/s at 124M in the
-benchmark's runs, where this function's step gives 89-92. Everything else (batches, beams, padding, RoPE)
-runs here.
+For one row with no padding and no rotary positions (a GPT-2's greedy or sampled decoding) GPT.step
+hands the whole step to native_step.c, the same arithmetic written out in C, which removes the Python
+call into the compiled function and torch's loops between the products. Everything else (batches,
+beams, padding, RoPE) runs here.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from . import matvec, native_step
 from .kv_cache import KVCache
 from .matvec import widened_linear
 from .positional import apply_rotary
@@ -52,10 +50,7 @@ class Block(NamedTuple):
 
 def step(x, block: Block, cache: KVCache, mask=None, rotary=None):
     """One block for one new token: x (B, 1, C) -> (B, 1, C); appends its key and value to `cache`.
-    mask: (B, 1, 1, L) bool over the L = cached + 1 positions, or None; rotary: (cos, sin) or None.
-    One row with no masked position and no rotary takes native_step.c's step instead."""
-    if matvec.native() and native_step.applies(x, block, cache, mask, rotary):
-        return native_step.block_step(x, block, cache)
+    mask: (B, 1, 1, L) bool over the L = cached + 1 positions, or None; rotary: (cos, sin) or None."""
     x, k, v = _compiled()(x, block, cache.keys, cache.values, mask, rotary)
     cache.append(k, v)
     return x

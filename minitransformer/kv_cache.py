@@ -28,7 +28,6 @@ class KVCache:
         self._k = self._v = None  # (B, H, max_len, D) once allocated
         self._spare = None  # a second (keys, values) buffer for `reorder`
         self._step_weights = {}
-        self.native = None  # native_step.py's description of this layer's step, made at its first step
 
     def step_weights(self, module):
         """`module.step_weights()`, gathered at the first step of the run and kept for the rest."""
@@ -110,6 +109,7 @@ class Cache:
         self.memory = None
         self.fast_step = fast_step
         self.head = None  # what a fast step multiplies by for the logits, kept for the run
+        self.native = None  # native_step.py's description of the model's step, made at its first step
 
     @property
     def length(self) -> int:

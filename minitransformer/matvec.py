@@ -19,7 +19,7 @@ weight x input into a float32 sum: the products alone run about 2x as fast at 12
 and compiles once per process (seconds), so it is opt-in
 (`generate --dtype bfloat16-compiled`). Within it, a GPT's blocks go further: compiled_block.py
 compiles each block's whole step, products and all, as one function; and where the step has one row,
-no padding and no rotary positions, native_step.c does the block and the output layer's product in
+no padding and no rotary positions, native_step.c does the whole step (blocks and output layer) in
 hand-written C instead (compiled(native=False) keeps torch.compile's code, to compare).
 
 Used by the decoding `step`s of attention.py, layers.py and models/gpt.py.

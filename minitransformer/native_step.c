@@ -1,10 +1,11 @@
-/* One decoder block's one-token step, and one matrix-vector product, written out in C.
+/* A GPT's one-token step, and one matrix-vector product, written out in C.
 
    native_step.py compiles this file with the system's C compiler (-O3 -march=native -fopenmp) and
    calls it through ctypes. It is compiled_block.py's arithmetic for batch 1, without masks or
-   rotary positions: bfloat16 weights and cache, float32 sums and activations inside the block. Why it
-   exists: at batch 1 a step's time is the time to read the weights, and here the whole block runs in
-   one OpenMP region, so nothing but the reading stands between one product and the next.
+   rotary positions: bfloat16 weights and cache, float32 sums and activations inside a block, the
+   block's output rounded to bfloat16 as the eager step's tensor would be. Why it exists: at batch 1 a
+   step's time is the time to read the weights, and here every block, the final LayerNorm and the
+   output layer run in one OpenMP region, so nothing but barriers stands between one product and the next.
 
    Layouts (row-major, as torch stores them): a weight (out, in); the cache (H, max_len, D) per block,
    of which positions 0 .. past-1 are filled. bf16 is a float32's top 16 bits. */
@@ -130,33 +131,63 @@ static void attention(const Block *b, const float *qkv, float *scratch, float *o
     }
 }
 
-/* x_in (C) -> x_out (C), the block's output; the new position's key and value go into the cache at
-   position `past`. */
-void block_step(const Block *b, const bf16 *x_in, bf16 *x_out) {
+/* The scratch one block step needs: h (C), qkv (3C), a (C), f (F), scores (H * (past + 1)). */
+static int64_t work_floats(const Block *b) { return 6 * (int64_t)b->C + b->F + (int64_t)b->H * (b->past + 1); }
+
+/* One block for the new position, run by every thread of the enclosing region: x (C) in place; its key and
+   value go into the cache at position `past`. x leaves rounded to bfloat16, as a bfloat16 tensor between
+   blocks would be. */
+static void block_body(const Block *b, float *x, float *work) {
     int C = b->C, F = b->F, D = C / b->H;
-    float *x = malloc(sizeof(float) * (C + C + 3 * C + C + F + (int64_t)b->H * (b->past + 1)));
-    float *h = x + C, *qkv = h + C, *a = qkv + 3 * C, *f = a + C, *scratch = f + F;
-    for (int i = 0; i < C; i++) x[i] = widen(x_in[i]);
-    #pragma omp parallel
-    {
-        if (b->norm_first) layer_norm(x, b->norm1_w, b->norm1_b, b->eps, h, C);
-        product(b->qkv_w, b->qkv_b, b->norm_first ? h : x, qkv, 3 * C, C);
-        attention(b, qkv, scratch, a);
-        product(b->out_w, b->out_b, a, h, C, C);
-        add(x, h, C);
-        if (!b->norm_first) layer_norm(x, b->norm1_w, b->norm1_b, b->eps, x, C);
-        if (b->norm_first) layer_norm(x, b->norm2_w, b->norm2_b, b->eps, h, C);
-        product(b->ff1_w, b->ff1_b, b->norm_first ? h : x, f, F, C);
-        activate(f, F, b->activation);
-        product(b->ff2_w, b->ff2_b, f, h, C, F);
-        add(x, h, C);
-        if (!b->norm_first) layer_norm(x, b->norm2_w, b->norm2_b, b->eps, x, C);
-    }
-    for (int i = 0; i < C; i++) x_out[i] = narrow(x[i]);
+    float *h = work, *qkv = h + C, *a = qkv + 3 * C, *f = a + C, *scratch = f + F;
+    if (b->norm_first) layer_norm(x, b->norm1_w, b->norm1_b, b->eps, h, C);
+    product(b->qkv_w, b->qkv_b, b->norm_first ? h : x, qkv, 3 * C, C);
+    attention(b, qkv, scratch, a);
+    product(b->out_w, b->out_b, a, h, C, C);
+    add(x, h, C);
+    if (!b->norm_first) layer_norm(x, b->norm1_w, b->norm1_b, b->eps, x, C);
+    if (b->norm_first) layer_norm(x, b->norm2_w, b->norm2_b, b->eps, h, C);
+    product(b->ff1_w, b->ff1_b, b->norm_first ? h : x, f, F, C);
+    activate(f, F, b->activation);
+    product(b->ff2_w, b->ff2_b, f, h, C, F);
+    add(x, h, C);
+    if (!b->norm_first) layer_norm(x, b->norm2_w, b->norm2_b, b->eps, x, C);
+    #pragma omp for schedule(static)
     for (int i = 0; i < C; i++) {  /* head i / D, dimension i % D */
         int64_t slot = (i / D) * b->cache_stride + (int64_t)b->past * D + i % D;
         b->past_k[slot] = narrow(qkv[C + i]);
         b->past_v[slot] = narrow(qkv[2 * C + i]);
+        x[i] = widen(narrow(x[i]));
+    }
+}
+
+typedef struct {  /* a GPT's one-token step: the blocks, the final LayerNorm (if has_norm), the output layer */
+    Block *blocks;
+    int n_blocks, vocab, has_norm;
+    const bf16 *norm_w, *norm_b, *head_w, *head_b;
+    float norm_eps;
+} Model;
+
+/* x_in (C): the new token's embedding -> logits (vocab), all in one OpenMP region. */
+void model_step(const Model *m, const bf16 *x_in, bf16 *logits) {
+    int C = m->blocks[0].C;
+    int64_t work = 0;
+    for (int l = 0; l < m->n_blocks; l++) work = work_floats(&m->blocks[l]) > work ? work_floats(&m->blocks[l]) : work;
+    float *x = malloc(sizeof(float) * (C + work + m->vocab)), *scratch = x + C, *y = scratch + work;
+    for (int i = 0; i < C; i++) x[i] = widen(x_in[i]);
+    #pragma omp parallel
+    {
+        for (int l = 0; l < m->n_blocks; l++) block_body(&m->blocks[l], x, scratch);
+        float *h = x;
+        if (m->has_norm) {
+            h = scratch;
+            layer_norm(x, m->norm_w, m->norm_b, m->norm_eps, h, C);
+            #pragma omp for schedule(static)
+            for (int i = 0; i < C; i++) h[i] = widen(narrow(h[i]));  /* a bfloat16 tensor in the eager step */
+        }
+        product(m->head_w, m->head_b, h, y, m->vocab, C);
+        #pragma omp for schedule(static)
+        for (int r = 0; r < m->vocab; r++) logits[r] = narrow(y[r]);
     }
     free(x);
 }

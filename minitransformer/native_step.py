@@ -1,14 +1,14 @@
-"""A bfloat16 block's one-token step in C (native_step.c), for batch-1 decoding within `matvec.compiled()`.
+"""A GPT's bfloat16 one-token step in C (native_step.c), for batch-1 decoding within `matvec.compiled()`.
 
-compiled_block.py lets torch.compile turn the block's tensor expressions into C++. At GPT-2's 124M
+compiled_block.py lets torch.compile turn a block's tensor expressions into C++. At GPT-2's 124M
 shape that step still spends much of its time outside the reading of weights: a Python call into the
 compiled function per block (guards, about 70 µs), and torch's loops between the products.
-native_step.c is the same arithmetic written out by hand in one OpenMP region per block, so the
-threads go from one product to the next with only a barrier between. In the benchmark's interleaved
-rounds at 124M (benchmarks/results/bandwidth-threads/) it decodes at 106-107 tokens/s where
-torch.compile's step gives 89-92 (2 cores). It covers what a GPT's batch-1 greedy or sampled decoding
-needs (no padding mask, no rotary positions, bfloat16 throughout); anything else keeps
-compiled_block's step. tests/test_native_step.py checks it against the eager bfloat16 step.
+native_step.c is the same arithmetic written out by hand: the blocks, the final LayerNorm and the
+output layer in one C call and one OpenMP region per token, so the threads go from one product to the
+next with only a barrier between. GPT.step calls `model_step` where it applies: one row, no padding
+mask, no rotary positions, bfloat16 throughout (a GPT-2's greedy or sampled decoding); anything else
+keeps compiled_block's step. tests/test_native_step.py checks it against the eager bfloat16 step.
+The benchmark's numbers: benchmarks/results/bandwidth-threads/ (README, "Near the machine's limit").
 
 The source is compiled once per machine with the system's C compiler ($CC, else cc, gcc or clang) into a cache
 folder ($MINITRANSFORMER_CACHE, default ~/.cache/minitransformer), and loaded with ctypes. It runs on
@@ -89,45 +89,66 @@ def library() -> ctypes.CDLL | None:
     except (RuntimeError, OSError) as error:
         warnings.warn(f"native decoding step unavailable, using torch.compile's: {error}", stacklevel=2)
         return None
-    lib.block_step.argtypes = [ctypes.POINTER(_Block), _pointer, _pointer]
+    lib.model_step.argtypes = [ctypes.POINTER(_Model), _pointer, _pointer]
     lib.linear.argtypes = [_pointer, _pointer, _pointer, _pointer, ctypes.c_int, ctypes.c_int]
     return lib
 
 
-def applies(x: torch.Tensor, block, cache, mask, rotary) -> bool:
-    """Whether the native step computes this block step: one bfloat16 row, no rotary, no masked position,
-    a cache already holding the prompt's keys, and every tensor the block reads bfloat16 and contiguous."""
+class _Model(ctypes.Structure):
+    """native_step.c's Model."""
+    _fields_ = [("blocks", ctypes.POINTER(_Block)), ("n_blocks", ctypes.c_int), ("vocab", ctypes.c_int),
+                ("has_norm", ctypes.c_int)] + [(name, _pointer) for name in ("norm_w", "norm_b", "head_w", "head_b")] + [
+                ("norm_eps", ctypes.c_float)]
+
+
+def model_step(model, x: torch.Tensor, cache, mask, rotary) -> torch.Tensor | None:
+    """A GPT's `step` after the embedding, in one C call: x (1, 1, C) -> logits (1, V), the keys and values
+    added to `cache`; or None where the native step does not apply (then the model runs its own step):
+    more than one row, a padded position, rotary positions, an empty cache, or a tensor that is not
+    bfloat16 and contiguous (a model cast in part, say)."""
     if x.shape[0] != 1 or x.dtype != torch.bfloat16 or rotary is not None or cache.length == 0:
-        return False
+        return None
     if mask is not None and not bool(mask.all()):
-        return False
+        return None
     if cache.native is None:  # the weights' addresses, gathered once per run like the weights themselves
-        cache.native = _native_block(block, cache)
-    return cache.native is not False
-
-
-def block_step(x: torch.Tensor, block, cache) -> torch.Tensor:
-    """compiled_block.step for one row, where `applies`: x (1, 1, C) -> (1, 1, C); adds the key and value
-    to `cache`."""
-    keys, values = cache.writable(1)  # (1, H, max_len, D)
+        cache.native = _native_model(model, cache)
     native = cache.native
-    native.past_k, native.past_v, native.cache_stride, native.past = (
-        keys.data_ptr(), values.data_ptr(), keys.stride(1), cache.length)
-    x = x.contiguous()
-    out = torch.empty_like(x)
-    library().block_step(ctypes.byref(native), x.data_ptr(), out.data_ptr())
-    cache.advance(1)
-    return out
+    if native is False:
+        return None
+    for block, kv in zip(native.keep[0], cache.layers):  # the array the C reads, element by element
+        keys, values = kv.writable(1)  # (1, H, max_len, D)
+        block.past_k, block.past_v, block.cache_stride, block.past = (
+            keys.data_ptr(), values.data_ptr(), keys.stride(1), kv.length)
+    logits = x.new_empty(1, native.vocab)
+    library().model_step(ctypes.byref(native), x.contiguous().data_ptr(), logits.data_ptr())
+    for kv in cache.layers:
+        kv.advance(1)
+    return logits
 
 
-def _native_block(block, cache) -> _Block | bool:
-    """native_step.c's Block for `block`, or False where its tensors are not all bfloat16 and contiguous
-    (a model cast in part, say): then torch.compile's step runs."""
-    tensors = [*block.norm1, *block.qkv, *block.out, *block.norm2, *block.ff1, *block.ff2]
-    keys, _ = cache.writable(0)
-    if not all(_is_bf16(t) for t in tensors if t is not None) or keys.dtype != torch.bfloat16 or keys.stride(-1) != 1:
+def _native_model(model, cache) -> _Model | bool:
+    """native_step.c's Model for a GPT and its cache, or False where a tensor is not bfloat16 and contiguous."""
+    blocks = [kv.step_weights(layer) for layer, kv in zip(model.blocks, cache.layers)]  # compiled_block.Block
+    if not all(hasattr(b, "qkv") for b in blocks):  # torch.compile's step would not run either
         return False
+    norm, head = model.norm_f, model.lm_head
+    tensors = [t for b in blocks for t in (*b.norm1, *b.qkv, *b.out, *b.norm2, *b.ff1, *b.ff2)]
+    tensors += [kv.writable(0)[0] for kv in cache.layers] + [head.weight, head.bias]
+    tensors += [] if norm is None else [norm.weight, norm.bias]
+    if not all(_is_bf16(t) for t in tensors if t is not None):
+        return False
+    array = (_Block * len(blocks))(*map(_native_block, blocks))
     pointer = lambda t: None if t is None else t.data_ptr()
+    native = _Model(array, len(blocks), head.weight.shape[0], norm is not None, pointer(getattr(norm, "weight", None)),
+                    pointer(getattr(norm, "bias", None)), pointer(head.weight), pointer(head.bias),
+                    getattr(norm, "eps", 0.0))
+    native.keep = (array, blocks)  # the C reads these tensors' memory: they live as long as the run's cache
+    return native
+
+
+def _native_block(block) -> _Block:
+    pointer = lambda t: None if t is None else t.data_ptr()
+    tensors = [*block.norm1, *block.qkv, *block.out, *block.norm2, *block.ff1, *block.ff2]
     C, F = block.ff1[0].shape[1], block.ff1[0].shape[0]
     return _Block(*map(pointer, tensors), None, None, 0, 0, C, block.n_heads, F, block.norm_first,
                   ACTIVATIONS[block.activation], block.eps)

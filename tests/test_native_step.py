@@ -11,7 +11,6 @@ import minitransformer as mt
 from minitransformer import matvec, native_step
 from minitransformer.errors import ShapeError
 from minitransformer.generation import generate
-from minitransformer.kv_cache import KVCache
 from minitransformer.tools.pretrained import load_model
 from tests.test_bandwidth import bfloat16_copy
 from tests.test_compiled_block import bf16_gpt, steps
@@ -36,7 +35,7 @@ def test_native_step_equals_the_eager_bfloat16_step(kw):
     mask = torch.ones(1, 14, dtype=torch.long)
     want, eager_cache = steps(model, ids, mask, compiled=False)
     got, cache = steps(model, ids, mask, compiled=True)
-    assert all(layer.native for layer in cache.layers)  # the native step ran
+    assert cache.native  # the native step ran
     # bfloat16 rounds each stored number to 3 significant digits; the native sums run in float32
     torch.testing.assert_close(got.float(), want.float(), atol=0.08, rtol=0.03)
     for fast, eager in zip(cache.layers, eager_cache.layers):
@@ -54,7 +53,7 @@ def test_native_and_torch_compile_steps_agree():
         model(ids[:, :5], mask[:, :5], cache=cache)
         compiled = torch.stack([model.step(ids[:, t : t + 1], torch.full((1, 1), t), mask[:, : t + 1], cache)
                                 for t in range(5, 14)])
-    assert all(layer.native is None for layer in cache.layers)  # torch.compile's step ran
+    assert cache.native is None  # torch.compile's step ran
     torch.testing.assert_close(native.float(), compiled.float(), atol=0.08, rtol=0.03)
 
 
@@ -80,7 +79,7 @@ def test_native_step_picks_float32s_token_wherever_float32_is_sure(shakespeare):
         half(text[:, :1], cache=cache)
         with matvec.compiled():
             steps = [half.step(text[:, t : t + 1], torch.full((1, 1), t), None, cache) for t in range(1, 255)]
-    assert all(layer.native for layer in cache.layers)
+    assert cache.native
     full, native = full[:-1], torch.cat(steps).float()  # (254, V) each
     best_two = full.topk(2, dim=-1).values
     sure = best_two[:, 0] - best_two[:, 1] > 0.2
@@ -105,19 +104,21 @@ def test_native_linear_equals_float32_sums_rounded_once(threads):
     torch.testing.assert_close(got.float(), want, atol=0.05, rtol=0.01)
 
 
-def test_a_block_with_a_float32_tensor_keeps_torch_compiles_step():
-    layer = bf16_gpt(pos_encoding="learned").blocks[0]
-    with matvec.compiled():
-        block = layer.step_weights()
-    cache = KVCache(8)
-    cache.append(torch.zeros(1, 4, 2, 16).bfloat16(), torch.zeros(1, 4, 2, 16).bfloat16())
-    x = torch.zeros(1, 1, 64).bfloat16()
-    assert native_step.applies(x, block, cache, None, None)
-    mixed = block._replace(norm1=tuple(t.float() for t in block.norm1))  # a model cast in part
-    cache.native = None
-    assert not native_step.applies(x, mixed, cache, None, None)
-    assert not native_step.applies(x.float(), block, cache, None, None)
-    assert not native_step.applies(x, block, cache, torch.tensor([[[[True, False, True]]]]), None)  # padding
+def test_the_native_step_declines_what_it_does_not_compute():
+    """None, and the model runs torch.compile's step: a float32 tensor, a padded position, rotary positions."""
+    def declines(model, x, mask=None, rotary=None):
+        cache = model.new_cache()
+        with torch.inference_mode(), matvec.compiled():
+            model(torch.randint(0, 61, (1, 3)), cache=cache)
+            return native_step.model_step(model, x, cache, mask, rotary) is None
+
+    model, x = bf16_gpt(pos_encoding="learned"), torch.zeros(1, 1, 64).bfloat16()
+    assert not declines(model, x)
+    assert declines(model, x.float())
+    assert declines(model, x, mask=torch.tensor([[[[True, False, True, True]]]]))
+    assert declines(model, x, rotary=(torch.ones(1, 1, 16), torch.zeros(1, 1, 16)))
+    model.norm_f.float()  # a model cast in part
+    assert declines(model, x)
 
 
 def test_a_full_cache_is_refused_before_anything_is_written():
@@ -159,7 +160,7 @@ def test_a_build_is_cached_and_replaced_whole(tmp_path, monkeypatch):
     assert first.parent == tmp_path and list(tmp_path.iterdir()) == [first]  # no scratch left behind
     stamp = first.stat().st_mtime_ns
     assert native_step.build() == first and first.stat().st_mtime_ns == stamp  # not rebuilt
-    assert isinstance(ctypes.CDLL(str(first)).block_step, ctypes._CFuncPtr)
+    assert isinstance(ctypes.CDLL(str(first)).model_step, ctypes._CFuncPtr)
 
 
 def test_a_compiler_error_is_reported(tmp_path, monkeypatch):

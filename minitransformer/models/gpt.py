@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import matvec
+from .. import matvec, native_step
 from ..config import TransformerConfig
 from ..kv_cache import Cache
 from ..layers import EncoderLayer, make_norm
@@ -68,6 +68,8 @@ class GPT(ModelBase):
         """
         x, rotary = self.embed(input_ids, positions)  # (B, 1, C)
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # (B, 1, 1, L)
+        if matvec.native() and (logits := native_step.model_step(self, x, cache, mask, rotary)) is not None:
+            return logits  # the same step in C (bfloat16, one row; native_step.py)
         for block, kv in zip(self.blocks, cache.layers):
             x = block.step(x, kv, mask, rotary)
         if self.norm_f is not None:
