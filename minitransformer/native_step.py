@@ -139,9 +139,9 @@ def _native_model(model, cache) -> _Model | bool:
         return False
     array = (_Block * len(blocks))(*map(_native_block, blocks))
     pointer = lambda t: None if t is None else t.data_ptr()
-    native = _Model(array, len(blocks), head.weight.shape[0], norm is not None, pointer(getattr(norm, "weight", None)),
-                    pointer(getattr(norm, "bias", None)), pointer(head.weight), pointer(head.bias),
-                    getattr(norm, "eps", 0.0))
+    norm_w, norm_b, eps = (None, None, 0.0) if norm is None else (norm.weight, norm.bias, norm.eps)
+    native = _Model(array, len(blocks), head.weight.shape[0], norm is not None, pointer(norm_w), pointer(norm_b),
+                    pointer(head.weight), pointer(head.bias), eps)
     native.keep = (array, blocks)  # the C reads these tensors' memory: they live as long as the run's cache
     return native
 
