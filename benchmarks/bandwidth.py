@@ -159,13 +159,13 @@ def measure_size(shape: dict, new_tokens: int, repeats: int, copies: tuple) -> t
     models["ours bf16 compiled"] = models["ours bf16 native"] = models["ours bf16"]
     models["ours assisted"] = (models["ours fp32"], models["ours bf16"])
     prompt = torch.randint(1, shape["vocab"], (1, PROMPT_LENGTH), generator=torch.Generator().manual_seed(0))
-    readings, compiled_seconds = [], []
+    readings, target_seconds = [], []
     runners = _runners(models, prompt, new_tokens)
-    runners[TARGET] = _recorded(runners[TARGET], compiled_seconds)
+    runners[TARGET] = _recorded(runners[TARGET], target_seconds)
     runners["copy"] = lambda: readings.append(copy_bandwidth(*copies))  # last in each round
     with torch.inference_mode():
         timings = compare(runners, warmup=1, repeat=repeats)
-    del timings["copy"], readings[0], compiled_seconds[0]  # the warm-up's
+    del timings["copy"], readings[0], target_seconds[0]  # the warm-up's
     cached = PROMPT_LENGTH + (new_tokens - 1) / 2  # positions read per step, on average over the new tokens
     read = {name: bytes_per_token(m, cached) for name, m in models.items() if name != "ours assisted"}
     checks = assisted_checks(models["ours assisted"], prompt, new_tokens)
@@ -177,7 +177,7 @@ def measure_size(shape: dict, new_tokens: int, repeats: int, copies: tuple) -> t
     results["ours assisted"] |= checks
     # each round's decoding (the target's variant) against the copy reading that closed the same round
     results[TARGET]["fraction_each_round"] = [
-        new_tokens / seconds * read[TARGET] / reading for seconds, reading in zip(compiled_seconds, readings)]
+        new_tokens / seconds * read[TARGET] / reading for seconds, reading in zip(target_seconds, readings)]
     for kernel, variant in zip(KERNELS, ("ours fp32", "ours bf16", "ours bf16 compiled", "ours bf16 native")):
         with matvec.compiled(variant.endswith(("compiled", "native")), native=variant.endswith("native")):
             seconds = matmuls_alone(models[variant], 3 * repeats)
@@ -249,10 +249,10 @@ def _note(readings: list, interleaved: dict, best: float, new_tokens: int, sizes
 def _targets(big: dict) -> list[dict]:
     speed = {variant: r["tokens_per_s"] for variant, r in big.items()}
     bf16, fp32, hf = (speed[v] for v in (TARGET, "ours fp32", "HF fp32"))
-    compiled = big[TARGET]
-    fraction = compiled["fraction_of_limit"]
-    rounds = ", ".join(f"{f:.0%}" for f in compiled["fraction_each_round"])
-    measured = f"{fraction:.0%} (rounds: {rounds}; {compiled['fraction_of_best_reading']:.0%} of the run's best reading)"
+    step = big[TARGET]
+    fraction = step["fraction_of_limit"]
+    rounds = ", ".join(f"{f:.0%}" for f in step["fraction_each_round"])
+    measured = f"{fraction:.0%} (rounds: {rounds}; {step['fraction_of_best_reading']:.0%} of the run's best reading)"
     return [
         target("124M: bfloat16 (compiled, native step) >= 1.6x float32 tokens/s (ours)", bf16 / fp32, 1.6, f"{bf16 / fp32:.2f}x"),
         target("124M: ours float32 >= 1.3x Hugging Face float32", fp32 / hf, 1.3, f"{fp32 / hf:.2f}x"),

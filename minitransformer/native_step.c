@@ -93,15 +93,14 @@ static void attend_head(const Block *b, const float *q, const float *k, const fl
                         float *out) {
     int D = b->C / b->H;
     float scale = 1.0f / sqrtf((float)D), top = -INFINITY, total = 0.0f;
-    for (int t = 0; t <= b->past; t++) {
-        const float *key = k;  /* the new position's own key, not in the cache yet */
+    for (int t = 0; t <= b->past; t++) {  /* t == past: the new position, its key k not in the cache yet */
         float s = 0.0f;
         if (t < b->past) {
             const bf16 *cached = b->past_k + (int64_t)t * D;
             #pragma omp simd reduction(+ : s)
             for (int d = 0; d < D; d++) s += q[d] * widen(cached[d]);
         } else {
-            for (int d = 0; d < D; d++) s += q[d] * key[d];
+            for (int d = 0; d < D; d++) s += q[d] * k[d];
         }
         scores[t] = s * scale;
         top = scores[t] > top ? scores[t] : top;
@@ -132,7 +131,7 @@ static void attention(const Block *b, const float *qkv, float *scratch, float *o
 }
 
 /* The scratch one block step needs: h (C), qkv (3C), a (C), f (F), scores (H * (past + 1)). */
-static int64_t work_floats(const Block *b) { return 6 * (int64_t)b->C + b->F + (int64_t)b->H * (b->past + 1); }
+static int64_t work_floats(const Block *b) { return 5 * (int64_t)b->C + b->F + (int64_t)b->H * (b->past + 1); }
 
 /* One block for the new position, run by every thread of the enclosing region: x (C) in place; its key and
    value go into the cache at position `past`. x leaves rounded to bfloat16, as a bfloat16 tensor between

@@ -115,7 +115,7 @@ def model_step(model, x: torch.Tensor, cache, mask, rotary) -> torch.Tensor | No
     native = cache.native
     if native is False:
         return None
-    for block, kv in zip(native.keep[0], cache.layers):  # the array the C reads, element by element
+    for block, kv in zip(native.block_array, cache.layers):  # the array the C reads, element by element
         keys, values = kv.writable(1)  # (1, H, max_len, D)
         block.past_k, block.past_v, block.cache_stride, block.past = (
             keys.data_ptr(), values.data_ptr(), keys.stride(1), kv.length)
@@ -138,20 +138,23 @@ def _native_model(model, cache) -> _Model | bool:
     if not all(_is_bf16(t) for t in tensors if t is not None):
         return False
     array = (_Block * len(blocks))(*map(_native_block, blocks))
-    pointer = lambda t: None if t is None else t.data_ptr()
     norm_w, norm_b, eps = (None, None, 0.0) if norm is None else (norm.weight, norm.bias, norm.eps)
-    native = _Model(array, len(blocks), head.weight.shape[0], norm is not None, pointer(norm_w), pointer(norm_b),
-                    pointer(head.weight), pointer(head.bias), eps)
-    native.keep = (array, blocks)  # the C reads these tensors' memory: they live as long as the run's cache
+    native = _Model(array, len(blocks), head.weight.shape[0], norm is not None, _address(norm_w), _address(norm_b),
+                    _address(head.weight), _address(head.bias), eps)
+    # the C reads this array and these tensors' memory: they live as long as the run's cache
+    native.block_array, native.block_weights = array, blocks
     return native
 
 
 def _native_block(block) -> _Block:
-    pointer = lambda t: None if t is None else t.data_ptr()
     tensors = [*block.norm1, *block.qkv, *block.out, *block.norm2, *block.ff1, *block.ff2]
     C, F = block.ff1[0].shape[1], block.ff1[0].shape[0]
-    return _Block(*map(pointer, tensors), None, None, 0, 0, C, block.n_heads, F, block.norm_first,
+    return _Block(*map(_address, tensors), None, None, 0, 0, C, block.n_heads, F, block.norm_first,
                   ACTIVATIONS[block.activation], block.eps)
+
+
+def _address(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
 
 
 def _is_bf16(t: torch.Tensor) -> bool:
@@ -168,6 +171,5 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> 
     out, d_in = weight.shape
     x = x.contiguous()
     y = x.new_empty(1, out)
-    library().linear(weight.data_ptr(), None if bias is None else bias.data_ptr(), x.data_ptr(), y.data_ptr(),
-                     out, d_in)
+    library().linear(weight.data_ptr(), _address(bias), x.data_ptr(), y.data_ptr(), out, d_in)
     return y
